@@ -1,0 +1,70 @@
+//! Limits and timeouts shared by client and server connections.
+
+use std::time::Duration;
+
+use crate::frame::{DEFAULT_MAX_DATA_LEN, HEADER_LEN};
+
+/// Bounds on what one connection may hold. The defaults match Go ttrpc's
+/// message limit and keep a connection's memory to a few MiB at worst.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Config {
+    /// Largest frame data length accepted or sent (default 4 MiB; exactly
+    /// this many bytes is allowed).
+    pub max_data_len: u32,
+    /// Requests a server connection handles at once (default 64). At the
+    /// bound it stops decoding new frames, never rejects them.
+    pub max_in_flight: usize,
+    /// Transmit bytes queued before the connection stops decoding new frames
+    /// (server) or refuses new calls (client) (default 8 MiB).
+    pub max_tx_bytes: usize,
+    /// Server only: close a connection whose peer starts a frame and sends
+    /// nothing more for this long (default: none, as Go).
+    pub partial_frame_timeout: Option<Duration>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            max_data_len: DEFAULT_MAX_DATA_LEN,
+            max_in_flight: 64,
+            max_tx_bytes: 8 << 20,
+            partial_frame_timeout: None,
+        }
+    }
+}
+
+impl Config {
+    /// The most bytes a connection's core holds ([`buffered_bytes`]) when
+    /// its driver hands it at most `read_chunk` bytes per `handle_input` and
+    /// reads only while `wants_read()`: one partial frame plus one chunk of
+    /// input, and the transmit queue (its bound, plus one maximum-size
+    /// response for each request in flight).
+    ///
+    /// [`buffered_bytes`]: crate::ServerConnection::buffered_bytes
+    #[must_use]
+    pub fn memory_bound(&self, read_chunk: usize) -> usize {
+        let frame = HEADER_LEN + self.max_data_len as usize;
+        frame + read_chunk + self.max_tx_bytes + frame * (self.max_in_flight + 1)
+    }
+}
+
+/// Counters of what a connection dropped or refused; never reset.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Stats {
+    /// Complete frames received.
+    pub frames_received: u64,
+    /// Frames queued for transmission.
+    pub frames_sent: u64,
+    /// Frames dropped without an answer (unknown type, unexpected, late).
+    pub dropped_frames: u64,
+    /// Responses for stream ids with no call waiting (late or bogus).
+    pub unknown_stream_ids: u64,
+    /// Frames over the maximum data length, skipped.
+    pub oversized_frames: u64,
+    /// Frames that broke the protocol (bad ids, undecodable, wrong type).
+    pub protocol_violations: u64,
+    /// Responses replaced with `ResourceExhausted` for being too large.
+    pub oversized_responses: u64,
+}

@@ -1,0 +1,418 @@
+//! The server side of one ttrpc connection.
+
+use std::collections::{BTreeSet, VecDeque};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use prost::Message;
+
+use crate::code::{Code, Status};
+use crate::config::{Config, Stats};
+use crate::decoder::{Decoded, FrameDecoder};
+use crate::error::{ConnectionError, ProtocolError, SendError};
+use crate::frame::{Flags, FrameHeader, FrameType};
+use crate::message::{Metadata, Request, response_message};
+use crate::stream::StreamId;
+use crate::tx::TxQueue;
+
+/// A decoded, validated request, ready for a handler.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IncomingRequest {
+    /// The stream to answer on.
+    pub id: StreamId,
+    /// Fully qualified service name, e.g. `containerd.task.v2.Task`.
+    pub service: String,
+    /// Method name, e.g. `Create`.
+    pub method: String,
+    /// The serialized method message: a slice of the receive buffer.
+    pub payload: Bytes,
+    /// Metadata exactly as sent.
+    pub metadata: Metadata,
+    /// The client's `timeout_nano` as sent (0 = none).
+    pub timeout_nano: i64,
+    /// The deadline it implies, from the time the request arrived: `None`
+    /// for 0, already due for a negative value. The handler owns it, as a Go
+    /// handler owns its context; the core runs no timer for it.
+    pub deadline: Option<Instant>,
+}
+
+/// What a server connection reports. Drain with
+/// [`ServerConnection::poll_event`] after every input.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum ServerEvent {
+    /// A request to hand to a handler; answer it with
+    /// [`ServerConnection::send_response`].
+    Request(IncomingRequest),
+    /// A frame broke the protocol. It has already been counted, and
+    /// answered on its stream when [`ProtocolError::reply_code`] says so.
+    Rejected {
+        /// The frame's stream id.
+        id: StreamId,
+        /// What was wrong.
+        error: ProtocolError,
+    },
+    /// The peer's input ended (or the connection was closed). Requests in
+    /// flight may still be answered; the transport flushes, then closes.
+    Closed {
+        /// Why it ended.
+        reason: ConnectionError,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum State {
+    Open,
+    InputEnded,
+    /// Input is finished and the `Closed` event is queued or delivered.
+    Drained(ConnectionError),
+    /// Closed locally: nothing more is accepted.
+    Closed(ConnectionError),
+}
+
+/// A ttrpc server connection: a state machine with no IO of its own.
+///
+/// It validates frames (odd, increasing stream ids; decodable requests; the
+/// size limit), answers violations the way Go ttrpc does, and hands valid
+/// requests out as events. Backpressure: while `max_in_flight` requests are
+/// unanswered or the transmit queue is over `max_tx_bytes`, it decodes no new
+/// frames and [`Self::wants_read`] is false — it never refuses a well-formed
+/// request for being over a bound.
+#[derive(Debug)]
+pub struct ServerConnection {
+    config: Config,
+    decoder: FrameDecoder,
+    tx: TxQueue,
+    last_id: u32,
+    in_flight: BTreeSet<StreamId>,
+    events: VecDeque<ServerEvent>,
+    state: State,
+    /// Time of the latest input; requests decoded later still count from it.
+    now: Option<Instant>,
+    /// When the current incomplete frame began (for the partial-frame timeout).
+    partial_since: Option<Instant>,
+    shutting_down: bool,
+    stats: Stats,
+}
+
+impl ServerConnection {
+    /// A new connection, before any byte is exchanged.
+    #[must_use]
+    pub fn new(config: Config) -> Self {
+        Self {
+            decoder: FrameDecoder::new(config.max_data_len),
+            config,
+            tx: TxQueue::default(),
+            last_id: 0,
+            in_flight: BTreeSet::new(),
+            events: VecDeque::new(),
+            state: State::Open,
+            now: None,
+            partial_since: None,
+            shutting_down: false,
+            stats: Stats::default(),
+        }
+    }
+
+    /// Takes bytes received from the peer, in any chunking. Input after the
+    /// peer's EOF or a local close is ignored.
+    pub fn handle_input(&mut self, now: Instant, bytes: &[u8]) {
+        self.now = Some(now);
+        if self.state == State::Open {
+            self.decoder.push(bytes);
+            self.refresh_partial_timer(now);
+        }
+    }
+
+    /// The peer closed its side. Buffered complete frames are still decoded;
+    /// then [`ServerEvent::Closed`] is reported.
+    pub fn handle_eof(&mut self, now: Instant) {
+        self.now = Some(now);
+        if self.state == State::Open {
+            self.state = State::InputEnded;
+        }
+    }
+
+    /// Closes the connection if the partial-frame timeout has passed.
+    /// Spurious and early calls do nothing.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if let Some(due) = self.poll_timeout() {
+            if now >= due {
+                let limit = self.config.partial_frame_timeout.unwrap_or(Duration::ZERO);
+                self.close(ConnectionError::PartialFrameTimeout(limit));
+            }
+        }
+    }
+
+    fn refresh_partial_timer(&mut self, now: Instant) {
+        let stalled = self.decoder.in_partial_frame() && !self.decoder.has_frame();
+        self.partial_since = match (stalled, self.partial_since) {
+            (false, _) => None,
+            (true, Some(since)) => Some(since),
+            (true, None) => Some(now),
+        };
+    }
+
+    /// Stops handing out new requests (graceful shutdown): requests in
+    /// flight are still answered; [`Self::is_idle`] says when all are.
+    pub fn shutdown(&mut self) {
+        self.shutting_down = true;
+    }
+
+    /// Closes the connection locally: queued bytes are dropped, answers for
+    /// requests in flight are refused, and [`ServerEvent::Closed`] is
+    /// reported if it was not already.
+    pub fn close(&mut self, reason: ConnectionError) {
+        if matches!(self.state, State::Closed(_)) {
+            return;
+        }
+        if !matches!(self.state, State::Drained(_)) {
+            self.events.push_back(ServerEvent::Closed {
+                reason: reason.clone(),
+            });
+        }
+        self.decoder = FrameDecoder::new(self.config.max_data_len);
+        self.tx.clear();
+        self.in_flight.clear();
+        self.partial_since = None;
+        self.state = State::Closed(reason);
+    }
+
+    /// Queues the answer for the request on stream `id`: a payload, or a
+    /// status. An answer over the maximum data length is replaced with
+    /// `ResourceExhausted` (Go 1.1.1 clients crash on oversized frames).
+    ///
+    /// # Errors
+    /// [`SendError::UnknownStream`] if no request is in flight on `id`
+    /// (already answered, or never received); [`SendError::Closed`] after
+    /// [`Self::close`].
+    pub fn send_response(
+        &mut self,
+        id: StreamId,
+        result: Result<Bytes, Status>,
+    ) -> Result<(), SendError> {
+        if let State::Closed(reason) = &self.state {
+            return Err(SendError::Closed(reason.clone()));
+        }
+        if !self.in_flight.remove(&id) {
+            return Err(SendError::UnknownStream(id));
+        }
+        let mut msg = response_message(result);
+        let len = msg.encoded_len();
+        if len > self.config.max_data_len as usize {
+            self.stats.oversized_responses += 1;
+            let status = Status::new(
+                Code::ResourceExhausted,
+                format!(
+                    "message length {len} exceed maximum message size of {}",
+                    self.config.max_data_len
+                ),
+            );
+            msg = response_message(Err(status));
+        }
+        self.queue_response(id, &msg);
+        Ok(())
+    }
+
+    fn queue_response(&mut self, id: StreamId, msg: &crate::message::Response) {
+        // A status message is short, so the frame always fits the limit.
+        let body_len = u32::try_from(msg.encoded_len()).unwrap_or(u32::MAX);
+        self.tx
+            .push_frame(id, FrameType::Response, Flags::NONE, body_len, |buf| {
+                msg.encode_raw(buf)
+            });
+        self.stats.frames_sent += 1;
+    }
+
+    /// Whether new frames may be decoded now (the backpressure rule).
+    fn may_decode(&self) -> bool {
+        !self.shutting_down
+            && self.in_flight.len() < self.config.max_in_flight
+            && self.tx.len() < self.config.max_tx_bytes
+    }
+
+    /// The next event, decoding buffered frames one at a time while the
+    /// bounds allow.
+    #[must_use]
+    pub fn poll_event(&mut self) -> Option<ServerEvent> {
+        loop {
+            if let Some(ev) = self.events.pop_front() {
+                return Some(ev);
+            }
+            if matches!(self.state, State::Drained(_) | State::Closed(_)) || !self.may_decode() {
+                return None;
+            }
+            let decoded = self.decoder.decode();
+            if let Some(now) = self.now {
+                self.refresh_partial_timer(now);
+            }
+            match decoded {
+                Some(Decoded::Frame { header, data }) => {
+                    self.stats.frames_received += 1;
+                    if let Some(ev) = self.on_frame(header, data) {
+                        return Some(ev);
+                    }
+                }
+                Some(Decoded::Oversized { header }) => {
+                    self.stats.oversized_frames += 1;
+                    let error = ProtocolError::Oversized {
+                        len: header.len,
+                        max: self.config.max_data_len,
+                    };
+                    if header.kind == FrameType::Request {
+                        return Some(self.reject(header.stream_id, error));
+                    }
+                    return Some(self.ignore(header.stream_id, error));
+                }
+                None if self.state == State::InputEnded => {
+                    let reason = if self.decoder.in_partial_frame() {
+                        ConnectionError::UnexpectedEof
+                    } else {
+                        ConnectionError::PeerClosed
+                    };
+                    self.partial_since = None;
+                    self.state = State::Drained(reason.clone());
+                    return Some(ServerEvent::Closed { reason });
+                }
+                None => return None,
+            }
+        }
+    }
+
+    fn on_frame(&mut self, header: FrameHeader, data: Bytes) -> Option<ServerEvent> {
+        let id = header.stream_id;
+        if !id.is_client_initiated() {
+            return Some(self.reject(id, ProtocolError::EvenStreamId));
+        }
+        match header.kind {
+            FrameType::Request => {
+                if id.get() <= self.last_id {
+                    return Some(self.reject(id, ProtocolError::StreamIdReused));
+                }
+                self.last_id = id.get();
+                match Request::decode(data) {
+                    Ok(req) => {
+                        self.in_flight.insert(id);
+                        Some(ServerEvent::Request(self.incoming(id, req)))
+                    }
+                    Err(e) => Some(self.reject(id, ProtocolError::UndecodableRequest(e))),
+                }
+            }
+            FrameType::Data if !self.in_flight.contains(&id) => {
+                Some(self.reject(id, ProtocolError::InactiveStream))
+            }
+            FrameType::Data | FrameType::Response => {
+                Some(self.ignore(id, ProtocolError::UnexpectedFrame(header.kind)))
+            }
+            FrameType::Unknown(t) => Some(self.ignore(id, ProtocolError::UnknownFrameType(t))),
+        }
+    }
+
+    fn incoming(&self, id: StreamId, req: Request) -> IncomingRequest {
+        let deadline = match (req.timeout_nano, self.now) {
+            (0, _) | (_, None) => None,
+            (t, Some(now)) if t < 0 => Some(now),
+            (t, Some(now)) => now.checked_add(Duration::from_nanos(t.unsigned_abs())),
+        };
+        IncomingRequest {
+            id,
+            service: req.service,
+            method: req.method,
+            payload: req.payload,
+            metadata: req.metadata.into(),
+            timeout_nano: req.timeout_nano,
+            deadline,
+        }
+    }
+
+    /// Answers a violating frame on its stream with the status Go sends.
+    fn reject(&mut self, id: StreamId, error: ProtocolError) -> ServerEvent {
+        self.stats.protocol_violations += 1;
+        if let Some(code) = error.reply_code() {
+            let msg = response_message(Err(Status::new(code, error.to_string())));
+            self.queue_response(id, &msg);
+        }
+        ServerEvent::Rejected { id, error }
+    }
+
+    /// Skips a frame without answering it.
+    fn ignore(&mut self, id: StreamId, error: ProtocolError) -> ServerEvent {
+        self.stats.dropped_frames += 1;
+        if matches!(error, ProtocolError::UnexpectedFrame(_)) {
+            self.stats.protocol_violations += 1;
+        }
+        ServerEvent::Rejected { id, error }
+    }
+
+    /// Bytes waiting to be written, or `None`. Write any prefix of them,
+    /// then report how much with [`Self::advance_transmit`].
+    #[must_use]
+    pub fn poll_transmit(&self) -> Option<&[u8]> {
+        self.tx.pending()
+    }
+
+    /// Drops `written` bytes from the front of the transmit queue.
+    pub fn advance_transmit(&mut self, written: usize) {
+        self.tx.advance(written);
+    }
+
+    /// When [`Self::handle_timeout`] should next be called: the moment the
+    /// current incomplete frame exceeds the partial-frame timeout, if one is
+    /// configured and a frame is incomplete.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let limit = self.config.partial_frame_timeout?;
+        self.partial_since?.checked_add(limit)
+    }
+
+    /// Whether bytes are waiting to be written.
+    #[must_use]
+    pub fn wants_write(&self) -> bool {
+        self.tx.len() > 0
+    }
+
+    /// Whether the driver should read more input: the peer has not closed,
+    /// and no complete frame waits to be decoded (which happens while a
+    /// bound holds decoding back).
+    #[must_use]
+    pub fn wants_read(&self) -> bool {
+        self.state == State::Open && !self.shutting_down && !self.decoder.has_frame()
+    }
+
+    /// Whether no request is in flight and nothing waits to be written.
+    #[must_use]
+    pub fn is_idle(&self) -> bool {
+        self.in_flight.is_empty() && self.tx.len() == 0
+    }
+
+    /// Whether input has ended (EOF, timeout or local close) and the
+    /// `Closed` event is queued or delivered.
+    #[must_use]
+    pub fn is_closed(&self) -> bool {
+        matches!(self.state, State::Drained(_) | State::Closed(_))
+    }
+
+    /// Requests handed out and not yet answered.
+    #[must_use]
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.len()
+    }
+
+    /// Bytes this connection holds: undecoded input plus queued output.
+    #[must_use]
+    pub fn buffered_bytes(&self) -> usize {
+        self.decoder.buffered() + self.tx.len()
+    }
+
+    /// Counters of dropped and refused frames.
+    #[must_use]
+    pub fn stats(&self) -> Stats {
+        self.stats
+    }
+
+    /// The configuration this connection was created with.
+    #[must_use]
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+}
