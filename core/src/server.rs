@@ -356,6 +356,14 @@ impl ServerConnection {
         self.tx.advance(written);
     }
 
+    /// Takes every queued byte at once as an owned buffer (no copy), for
+    /// drivers that write outside a lock. Write all of it, in order, before
+    /// taking more: frames must reach the wire in the order they were queued.
+    #[must_use]
+    pub fn take_transmit(&mut self) -> Option<Bytes> {
+        self.tx.take()
+    }
+
     /// When [`Self::handle_timeout`] should next be called: the moment the
     /// current incomplete frame exceeds the partial-frame timeout, if one is
     /// configured and a frame is incomplete.

@@ -1,7 +1,7 @@
 //! The outgoing byte queue: whole frames encoded eagerly, drained by the
 //! driver in writes of any size.
 
-use bytes::{Buf, BufMut, BytesMut};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 use crate::frame::{Flags, FrameHeader, FrameType, HEADER_LEN};
 use crate::stream::StreamId;
@@ -47,6 +47,11 @@ impl TxQueue {
             // connection costs little.
             self.buf = BytesMut::new();
         }
+    }
+
+    /// Takes every queued byte as one owned buffer, without copying.
+    pub(crate) fn take(&mut self) -> Option<Bytes> {
+        (!self.buf.is_empty()).then(|| self.buf.split().freeze())
     }
 
     pub(crate) fn len(&self) -> usize {
