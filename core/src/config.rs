@@ -35,6 +35,34 @@ impl Default for Config {
 }
 
 impl Config {
+    /// Sets [`Self::max_data_len`].
+    #[must_use]
+    pub fn with_max_data_len(mut self, max: u32) -> Self {
+        self.max_data_len = max;
+        self
+    }
+
+    /// Sets [`Self::max_in_flight`] (at least 1).
+    #[must_use]
+    pub fn with_max_in_flight(mut self, max: usize) -> Self {
+        self.max_in_flight = max.max(1);
+        self
+    }
+
+    /// Sets [`Self::max_tx_bytes`].
+    #[must_use]
+    pub fn with_max_tx_bytes(mut self, max: usize) -> Self {
+        self.max_tx_bytes = max;
+        self
+    }
+
+    /// Sets [`Self::partial_frame_timeout`].
+    #[must_use]
+    pub fn with_partial_frame_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.partial_frame_timeout = timeout;
+        self
+    }
+
     /// The most bytes a connection's core holds ([`buffered_bytes`]) when
     /// its driver hands it at most `read_chunk` bytes per `handle_input` and
     /// reads only while `wants_read()`: one partial frame plus one chunk of

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# The project's whole test run: formatting, lints, tests, fuzz smoke.
+# Prints how long each stage took. Usage: ci/test.sh  (SKIP_FUZZ=1 to skip fuzzing)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+summary=()
+stage() {
+    local name=$1
+    shift
+    local start=$SECONDS
+    echo "==> ${name}: $*"
+    if "$@"; then
+        summary+=("$(printf '%-8s %4ds  ok' "$name" $((SECONDS - start)))")
+    else
+        local rc=$?
+        summary+=("$(printf '%-8s %4ds  FAILED (exit %d)' "$name" $((SECONDS - start)) "$rc")")
+        printf '%s\n' "--- stage times ---" "${summary[@]}"
+        exit "$rc"
+    fi
+}
+
+stage fmt cargo fmt --all --check
+stage clippy cargo clippy --workspace --all-targets --locked -- -D warnings
+stage build cargo test --workspace --locked --no-run
+stage test cargo test --workspace --locked
+if [[ "${SKIP_FUZZ:-0}" != 1 && -x ci/fuzz-smoke.sh ]]; then
+    stage fuzz ci/fuzz-smoke.sh
+fi
+printf '%s\n' "--- stage times ---" "${summary[@]}"
