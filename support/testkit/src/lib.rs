@@ -16,6 +16,8 @@
 
 #![warn(missing_docs)]
 
+pub mod interop;
+
 use std::fs;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
