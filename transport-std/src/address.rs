@@ -1,35 +1,4 @@
-//! Addresses shared by every client and server of the project.
-//!
-//! | written as | means |
-//! |---|---|
-//! | `unix://PATH` | the filesystem socket `PATH` |
-//! | `@NAME` | the abstract socket `\0NAME` (Go's `@` form: no trailing NUL) |
-//! | `PATH` naming an existing socket file | that file |
-//! | any other bare `NAME` | the abstract socket Go dials for `"\x00"+NAME`: the bytes `\0NAME\0` |
-//!
-//! # The legacy abstract form, checked against a real shim
-//!
-//! The original `ctr shim --socket NAME` dialled `"\x00"+NAME`, and Debian's
-//! `containerd-shim` (v1, containerd 1.6.20, built with Go 1.19) listens on
-//! `net.Listen("unix", "\x00"+NAME)`. Go's `SockaddrUnix.sockaddr`
-//! (`syscall/syscall_linux.go`) counts a trailing NUL in the address length
-//! unless the name starts with `@`, so the kernel address is **`\0NAME\0`**
-//! — one NUL more than `@NAME` gives. Observed: after
-//! `containerd-shim -socket probe-sock-xyz ...`, `/proc/net/unix` lists
-//! `@probe-sock-xyz@` (the kernel prints each NUL as `@`); connecting to
-//! `\0probe-sock-xyz\0` succeeds and `\0probe-sock-xyz` is refused.
-//!
-//! # Servers and abstract sockets
-//!
-//! Abstract sockets have no file permissions: any process in the network
-//! namespace can connect (containerd's CVE-2020-15257). A server listens
-//! on one only when given `@NAME` explicitly; [`Address::bind`] refuses
-//! [`Address::LegacyAbstract`].
-//!
-//! This module has no threads and no blocking policy: it returns std
-//! sockets, which `ttrpc-mio` turns non-blocking (`set_nonblocking` +
-//! `mio::net::UnixStream::from_std`). That is why it lives here and is
-//! public: ttrpc-mio depends on ttrpc-std for it.
+//! Addresses: parsing, connecting, binding (see [`Address`]).
 
 use std::fmt;
 use std::fs;
@@ -44,7 +13,40 @@ use nix::sys::socket::{self, AddressFamily, Backlog, SockFlag, SockType, UnixAdd
 
 use crate::error::Error;
 
-/// Where a ttrpc peer listens. See the [module docs](self) for the syntax.
+/// Where a ttrpc peer listens.
+///
+/// The syntax, shared by every client and server of the project:
+///
+/// | written as | means |
+/// |---|---|
+/// | `unix://PATH` | the filesystem socket `PATH` |
+/// | `@NAME` | the abstract socket `\0NAME` (Go's `@` form: no trailing NUL) |
+/// | `PATH` naming an existing socket file | that file |
+/// | any other bare `NAME` | the abstract socket Go dials for `"\x00"+NAME`: the bytes `\0NAME\0` |
+///
+/// # The legacy abstract form, checked against a real shim
+///
+/// The original `ctr shim --socket NAME` dialled `"\x00"+NAME`, and Debian's
+/// `containerd-shim` (v1, containerd 1.6.20, built with Go 1.19) listens on
+/// `net.Listen("unix", "\x00"+NAME)`. Go's `SockaddrUnix.sockaddr`
+/// (`syscall/syscall_linux.go`) counts a trailing NUL in the address length
+/// unless the name starts with `@`, so the kernel address is **`\0NAME\0`**
+/// — one NUL more than `@NAME` gives. Observed: after
+/// `containerd-shim -socket probe-sock-xyz ...`, `/proc/net/unix` lists
+/// `@probe-sock-xyz@` (the kernel prints each NUL as `@`); connecting to
+/// `\0probe-sock-xyz\0` succeeds and `\0probe-sock-xyz` is refused.
+///
+/// # Servers and abstract sockets
+///
+/// Abstract sockets have no file permissions: any process in the network
+/// namespace can connect (containerd's CVE-2020-15257). A server listens
+/// on one only when given `@NAME` explicitly; [`Address::bind`] refuses
+/// [`Address::LegacyAbstract`].
+///
+/// This module has no threads and no blocking policy: it returns std
+/// sockets, which `ttrpc-mio` turns non-blocking (`set_nonblocking` +
+/// `mio::net::UnixStream::from_std`). That is why it lives here and is
+/// public: ttrpc-mio depends on ttrpc-std for it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Address {
     /// A filesystem socket.
@@ -59,7 +61,7 @@ pub enum Address {
 }
 
 impl Address {
-    /// Parses an address string (see the [module docs](self)).
+    /// Parses an address string (see [`Address`]).
     ///
     /// A bare string is looked up on the filesystem: it is a
     /// [`Address::Path`] only if it names an existing socket.
