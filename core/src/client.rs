@@ -393,3 +393,30 @@ impl ClientConnection {
         self.next_id = Some(raw_id | 1);
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::disallowed_methods)] // one real instant as the test's epoch
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stream_ids_run_out_after_the_largest_odd_id() {
+        let now = Instant::now();
+        let mut c = ClientConnection::new(Config::default());
+        c.set_next_stream_id(0xFFFF_FFFD);
+        let opts = CallOptions::default();
+        assert_eq!(
+            c.send_request(now, "s", "m", b"", &opts).unwrap().get(),
+            0xFFFF_FFFD
+        );
+        assert_eq!(
+            c.send_request(now, "s", "m", b"", &opts).unwrap().get(),
+            0xFFFF_FFFF
+        );
+        assert_eq!(
+            c.send_request(now, "s", "m", b"", &opts),
+            Err(SendError::StreamIdsExhausted)
+        );
+        assert_eq!(c.in_flight(), 2, "the refused call queued nothing");
+    }
+}

@@ -6,6 +6,10 @@
 //! types and compares bytes, then decodes Go's bytes and compares fields, so
 //! a wrong field number cannot pass either way.
 
+// Tests take one real instant as the epoch of a virtual clock, and read
+// golden data from disk: both are fine outside the sans-IO core itself.
+#![allow(clippy::disallowed_methods)]
+
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -208,7 +212,8 @@ fn our_server_answers_with_go_server_bytes() {
     let call = |service: &str, method: &str| request_frame(1, service, method, b"");
     let status = |name: &str| manifest_status(&golden(name).entry["response"]["status"]).unwrap();
 
-    let cases: Vec<(&str, Vec<u8>, Option<Result<Bytes, Status>>)> = vec![
+    type Case<'a> = (&'a str, Vec<u8>, Option<Result<Bytes, Status>>);
+    let cases: Vec<Case<'_>> = vec![
         ("response_empty_success", call("svc.Test", "Known"), None),
         (
             "response_payload",

@@ -1,0 +1,174 @@
+//! Property tests: encode/decode round trips, chunking independence, and
+//! arbitrary bytes never panicking.
+
+// Tests take one real instant as the epoch of a virtual clock, and read
+// golden data from disk: both are fine outside the sans-IO core itself.
+#![allow(clippy::disallowed_methods)]
+
+use std::time::Instant;
+
+use proptest::prelude::*;
+use ttrpc_core::{
+    CallOptions, ClientConnection, Config, Decoded, Flags, FrameDecoder, FrameHeader, FrameType,
+    HEADER_LEN, Metadata, ServerConnection, ServerEvent, StreamId,
+};
+
+const MAX: u32 = 4096;
+
+#[derive(Debug, Clone)]
+struct TestFrame {
+    id: u32,
+    kind: u8,
+    flags: u8,
+    data: Vec<u8>,
+}
+
+impl TestFrame {
+    fn bytes(&self) -> Vec<u8> {
+        let h = FrameHeader {
+            len: self.data.len() as u32,
+            stream_id: StreamId::new(self.id),
+            kind: FrameType::from(self.kind),
+            flags: Flags(self.flags),
+        };
+        let mut v = h.encode().to_vec();
+        v.extend_from_slice(&self.data);
+        v
+    }
+}
+
+fn frame_strategy() -> impl Strategy<Value = TestFrame> {
+    (
+        any::<u32>(),
+        any::<u8>(),
+        any::<u8>(),
+        prop::collection::vec(any::<u8>(), 0..300),
+    )
+        .prop_map(|(id, kind, flags, data)| TestFrame {
+            id,
+            kind,
+            flags,
+            data,
+        })
+}
+
+/// Decodes `input` delivered in pieces cut at `cuts`, draining after each.
+fn decode_in_pieces(input: &[u8], cuts: &[usize], max: u32) -> Vec<Decoded> {
+    let mut points: Vec<usize> = cuts.iter().map(|c| c % (input.len() + 1)).collect();
+    points.push(0);
+    points.push(input.len());
+    points.sort_unstable();
+    let mut d = FrameDecoder::new(max);
+    let mut out = Vec::new();
+    for w in points.windows(2) {
+        d.push(&input[w[0]..w[1]]);
+        out.extend(std::iter::from_fn(|| d.decode()));
+        assert!(d.buffered() <= max as usize + HEADER_LEN + (w[1] - w[0]));
+    }
+    out
+}
+
+proptest! {
+    #[test]
+    fn frames_round_trip_whatever_the_chunking(
+        frames in prop::collection::vec(frame_strategy(), 0..12),
+        cuts in prop::collection::vec(any::<usize>(), 0..20),
+    ) {
+        let input: Vec<u8> = frames.iter().flat_map(TestFrame::bytes).collect();
+        let got = decode_in_pieces(&input, &cuts, MAX);
+        prop_assert_eq!(got.len(), frames.len());
+        for (f, d) in frames.iter().zip(&got) {
+            match d {
+                Decoded::Frame { header, data } => {
+                    prop_assert_eq!(header.stream_id.get(), f.id);
+                    prop_assert_eq!(header.kind.as_u8(), f.kind);
+                    prop_assert_eq!(header.flags.0, f.flags);
+                    prop_assert_eq!(&data[..], &f.data[..]);
+                }
+                other => prop_assert!(false, "unexpected {:?}", other),
+            }
+        }
+    }
+
+    #[test]
+    fn every_split_yields_the_same_frames(
+        frames in prop::collection::vec(frame_strategy(), 1..4),
+        max in 0u32..400,
+    ) {
+        let input: Vec<u8> = frames.iter().flat_map(TestFrame::bytes).collect();
+        let whole = decode_in_pieces(&input, &[], max);
+        for i in 0..=input.len() {
+            prop_assert_eq!(&decode_in_pieces(&input, &[i], max), &whole, "split at {}", i);
+        }
+    }
+
+    #[test]
+    fn arbitrary_bytes_never_panic_the_decoder(
+        input in prop::collection::vec(any::<u8>(), 0..2000),
+        cuts in prop::collection::vec(any::<usize>(), 0..10),
+    ) {
+        for d in decode_in_pieces(&input, &cuts, 256) {
+            if let Decoded::Frame { header, data } = d {
+                prop_assert_eq!(header.len as usize, data.len());
+                prop_assert!(header.len <= 256);
+            }
+        }
+    }
+
+    #[test]
+    fn arbitrary_bytes_never_panic_a_server(
+        input in prop::collection::vec(any::<u8>(), 0..3000),
+        chunk in 1usize..500,
+    ) {
+        let config = Config::default().with_max_data_len(512).with_max_in_flight(4);
+        let bound = config.memory_bound(chunk);
+        let mut s = ServerConnection::new(config);
+        let now = Instant::now();
+        for piece in input.chunks(chunk) {
+            s.handle_input(now, piece);
+            while let Some(ev) = s.poll_event() {
+                if let ServerEvent::Request(r) = ev {
+                    s.send_response(r.id, Ok(r.payload)).unwrap();
+                }
+            }
+            prop_assert!(s.buffered_bytes() <= bound);
+            let _ = s.take_transmit();
+        }
+        s.handle_eof(now);
+        let closed = std::iter::from_fn(|| s.poll_event())
+            .filter(|e| matches!(e, ServerEvent::Closed { .. }))
+            .count();
+        prop_assert_eq!(closed, 1);
+    }
+
+    #[test]
+    fn requests_survive_client_encode_and_server_decode(
+        service in "[a-z.]{0,20}",
+        method in "[A-Za-z]{0,12}",
+        payload in prop::collection::vec(any::<u8>(), 0..500),
+        metadata in prop::collection::vec(("[a-z-]{1,8}", ".{0,8}"), 0..5),
+        timeout_ms in prop::option::of(0u64..100_000),
+    ) {
+        let now = Instant::now();
+        let mut c = ClientConnection::new(Config::default());
+        let opts = CallOptions {
+            timeout: timeout_ms.map(std::time::Duration::from_millis),
+            metadata: metadata.iter().cloned().collect::<Metadata>(),
+        };
+        let id = c.send_request(now, &service, &method, &payload, &opts).unwrap();
+        let mut s = ServerConnection::new(Config::default());
+        s.handle_input(now, &c.take_transmit().unwrap());
+        match s.poll_event() {
+            Some(ServerEvent::Request(r)) => {
+                prop_assert_eq!(r.id, id);
+                prop_assert_eq!(r.service, service);
+                prop_assert_eq!(r.method, method);
+                prop_assert_eq!(&r.payload[..], &payload[..]);
+                prop_assert_eq!(r.metadata, opts.metadata);
+                let expect_nanos = timeout_ms.map_or(0, |ms| (ms as i64 * 1_000_000).max(1));
+                prop_assert_eq!(r.timeout_nano, expect_nanos);
+            }
+            other => prop_assert!(false, "{:?}", other),
+        }
+    }
+}
