@@ -4,9 +4,10 @@
 //!
 //! `Hello` answers `hello, <payload>`; `Sleep` waits the number of
 //! milliseconds in its payload (text) and shows the caller's deadline.
-//! Press Enter (or close stdin) for a graceful shutdown.
+//! On a terminal, press Enter for a graceful shutdown; otherwise (e.g. run
+//! in the background) it serves until killed.
 
-use std::io::BufRead;
+use std::io::{BufRead, IsTerminal};
 use std::time::{Duration, Instant};
 
 use ttrpc_std::{Address, Code, Registry, Server, ServerConfig, Status};
@@ -36,12 +37,21 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let server = Server::with_config(registry, ServerConfig::default())?;
     let listener = Address::parse(&address)?.bind()?;
-    eprintln!("serving demo.Greeter on {address}; press Enter to stop");
+    let interactive = std::io::stdin().is_terminal();
+    let hint = if interactive {
+        "press Enter to stop"
+    } else {
+        "kill to stop"
+    };
+    eprintln!("serving demo.Greeter on {address}; {hint}");
     let serving = std::thread::spawn({
         let server = server.clone();
         move || server.serve(listener)
     });
 
+    if !interactive {
+        return Ok(serving.join().expect("serve thread")?);
+    }
     let _ = std::io::stdin().lock().lines().next();
     let clean = server.shutdown(Duration::from_secs(5));
     serving.join().expect("serve thread")?;
