@@ -18,7 +18,7 @@ use ttrpc_core::{
 
 use crate::address::Address;
 use crate::error::Error;
-use crate::wire::{lock, write_all};
+use crate::wire::{self, lock};
 
 /// Bytes read from the socket per `read` call.
 const READ_CHUNK: usize = 64 * 1024;
@@ -54,14 +54,11 @@ struct Inner {
 }
 
 impl Inner {
-    /// Writes whatever the core has queued: lock writer → lock core → take
-    /// → unlock core → write → unlock writer. No socket IO under `state`.
+    /// Writes whatever the core has queued (see [`wire::flush`]); a failed
+    /// write ends the connection.
     fn flush(&self) {
-        let _writer = lock(&self.writer);
-        let Some(bytes) = lock(&self.state).core.take_transmit() else {
-            return;
-        };
-        if let Err(e) = write_all(&self.sock, &bytes) {
+        let take = || lock(&self.state).core.take_transmit();
+        if let Err(e) = wire::flush(&self.writer, &self.sock, take) {
             self.fail(ConnectionError::Transport(format!("write: {e}")));
         }
     }

@@ -16,7 +16,7 @@ use ttrpc_core::{
     Status, StreamId,
 };
 
-use crate::wire::{lock, write_all};
+use crate::wire::{self, lock};
 
 /// Bytes read from the socket per `read` call.
 const READ_CHUNK: usize = 64 * 1024;
@@ -57,14 +57,11 @@ impl Conn {
         }
     }
 
-    /// Writes whatever the core queued: lock writer → lock core → take →
-    /// unlock core → write → unlock writer.
+    /// Writes whatever the core has queued (see [`wire::flush`]); a failed
+    /// write ends the connection.
     fn flush(&self) {
-        let _writer = lock(&self.writer);
-        let Some(bytes) = lock(&self.state).core.take_transmit() else {
-            return;
-        };
-        if let Err(e) = write_all(&self.sock, &bytes) {
+        let take = || lock(&self.state).core.take_transmit();
+        if let Err(e) = wire::flush(&self.writer, &self.sock, take) {
             self.fail(ConnectionError::Transport(format!("write: {e}")));
         }
     }

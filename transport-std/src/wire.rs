@@ -3,6 +3,9 @@
 use std::io;
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
+use std::sync::Mutex;
+
+use bytes::Bytes;
 
 use nix::errno::Errno;
 use nix::sys::socket::{MsgFlags, send};
@@ -26,4 +29,20 @@ pub(crate) fn write_all(sock: &UnixStream, mut buf: &[u8]) -> io::Result<()> {
 /// leaves its data consistent, and handler panics are caught elsewhere.
 pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Writes what a core has queued, in queue order, with no socket IO under
+/// the core's lock: lock `writer` → `take` (which locks the core, takes its
+/// transmit bytes and unlocks) → write → unlock `writer`. Holding `writer`
+/// across take-and-write keeps frames from two threads in queue order.
+pub(crate) fn flush(
+    writer: &Mutex<()>,
+    sock: &UnixStream,
+    take: impl FnOnce() -> Option<Bytes>,
+) -> io::Result<()> {
+    let _writer = lock(writer);
+    match take() {
+        Some(bytes) => write_all(sock, &bytes),
+        None => Ok(()),
+    }
 }
