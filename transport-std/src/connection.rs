@@ -68,6 +68,11 @@ impl Conn {
 
     /// Closes the connection now: answers not yet written are dropped and
     /// the connection thread wakes (its socket is shut down).
+    /// Bytes the connection's core holds (undecoded input, queued output).
+    pub(crate) fn buffered_bytes(&self) -> usize {
+        lock(&self.state).core.buffered_bytes()
+    }
+
     pub(crate) fn fail(&self, reason: ConnectionError) {
         {
             let mut st = lock(&self.state);

@@ -100,6 +100,9 @@ pub struct ServerStats {
     pub accept_errors: u64,
     /// Connections being served now.
     pub active: u64,
+    /// Bytes the connections' cores hold now (undecoded input and queued
+    /// answers), bounded per connection by `Config::memory_bound`.
+    pub buffered_bytes: u64,
 }
 
 #[derive(Default)]
@@ -421,16 +424,18 @@ impl Server {
         self.wait_all(Instant::now() + Duration::from_secs(1))
     }
 
-    /// The accept loop's counters.
+    /// The accept loop's counters and the connections' buffered bytes.
     #[must_use]
     pub fn stats(&self) -> ServerStats {
         let c = &self.shared.counters;
+        let conns: Vec<Arc<Conn>> = self.state().conns.values().cloned().collect();
         ServerStats {
             accept_calls: c.accept_calls.load(Ordering::Relaxed),
             accepted: c.accepted.load(Ordering::Relaxed),
             refused: c.refused.load(Ordering::Relaxed),
             accept_errors: c.accept_errors.load(Ordering::Relaxed),
             active: self.state().conns.len() as u64,
+            buffered_bytes: conns.iter().map(|c| c.buffered_bytes() as u64).sum(),
         }
     }
 }

@@ -16,6 +16,7 @@
 
 #![warn(missing_docs)]
 
+pub mod hostile;
 pub mod interop;
 
 use std::fs;
