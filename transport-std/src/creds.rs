@@ -74,7 +74,11 @@ impl CredentialCheck {
     /// Runs the check on a connected socket: `Ok(())` if allowed; an error
     /// text naming the peer (or the failed lookup) otherwise. A socket whose
     /// credentials cannot be read is refused unless the check is `None`.
-    pub(crate) fn check(&self, socket: &impl AsFd) -> Result<(), String> {
+    /// Public so that `ttrpc-mio` runs the same check.
+    ///
+    /// # Errors
+    /// The refusal, described.
+    pub fn check(&self, socket: &impl AsFd) -> Result<(), String> {
         if *self == Self::None {
             return Ok(());
         }

@@ -1,0 +1,51 @@
+//! Non-blocking socket reads and writes shared by client and server.
+
+use std::io::{self, Read};
+use std::os::fd::AsRawFd;
+
+use mio::net::UnixStream;
+use nix::errno::Errno;
+use nix::sys::socket::{MsgFlags, send};
+
+/// What one non-blocking operation did.
+#[derive(Debug)]
+pub(crate) enum Outcome {
+    /// This many bytes moved (never 0 for a read: that is `Eof`).
+    Done(usize),
+    /// The socket is not ready: wait for the next readiness event.
+    WouldBlock,
+    /// The peer closed its sending side (reads only).
+    Eof,
+    /// The socket failed.
+    Failed(io::Error),
+}
+
+/// One `read`, retried on `EINTR`.
+pub(crate) fn read(sock: &UnixStream, buf: &mut [u8]) -> Outcome {
+    loop {
+        match (&*sock).read(buf) {
+            Ok(0) => return Outcome::Eof,
+            Ok(n) => return Outcome::Done(n),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Outcome::WouldBlock,
+            Err(e) => return Outcome::Failed(e),
+        }
+    }
+}
+
+/// One `send(MSG_NOSIGNAL | MSG_DONTWAIT)`, retried on `EINTR`: a vanished
+/// peer is `EPIPE`, never `SIGPIPE`.
+pub(crate) fn write(sock: &UnixStream, buf: &[u8]) -> Outcome {
+    loop {
+        match send(
+            sock.as_raw_fd(),
+            buf,
+            MsgFlags::MSG_NOSIGNAL | MsgFlags::MSG_DONTWAIT,
+        ) {
+            Ok(n) => return Outcome::Done(n),
+            Err(Errno::EINTR) => {}
+            Err(Errno::EAGAIN) => return Outcome::WouldBlock,
+            Err(e) => return Outcome::Failed(e.into()),
+        }
+    }
+}

@@ -1,0 +1,887 @@
+//! The server: a listener and many connections, driven from the caller's
+//! `mio` loop on one thread.
+
+use std::collections::{BTreeSet, VecDeque};
+use std::fmt;
+use std::ops::Range;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use mio::event::Event;
+use mio::net::{UnixListener, UnixStream};
+use mio::{Events, Interest, Poll, Token, Waker};
+use nix::errno::Errno;
+use ttrpc_core::{
+    Config, ConnectionError, IncomingRequest, Registry, Responder, ServerConnection, ServerEvent,
+    Status, StreamId,
+};
+use ttrpc_std::{Address, CredentialCheck, Listener};
+
+use crate::error::Error;
+use crate::io::{self, Outcome};
+
+/// Bytes read per `read` call into the server's one shared buffer.
+pub const READ_CHUNK: usize = 64 * 1024;
+/// Reads one connection may do per turn before the others get theirs.
+const READ_BUDGET: usize = 16;
+/// The first pause after an accept error (`EMFILE`, `ENFILE`, ...);
+/// doubled up to [`MAX_BACKOFF`].
+const MIN_BACKOFF: Duration = Duration::from_millis(1);
+/// The longest pause between accept attempts after errors.
+const MAX_BACKOFF: Duration = Duration::from_secs(1);
+
+/// Runs a handler somewhere else than the event loop: the server calls it
+/// with a job (the handler call) instead of running the handler inline.
+/// The caller chooses the threads (a pool, a thread per job, ...); this
+/// crate creates none.
+pub type Executor = Arc<dyn Fn(Box<dyn FnOnce() + Send>) + Send + Sync>;
+
+/// How a server runs its connections.
+#[derive(Clone)]
+#[non_exhaustive]
+pub struct ServerConfig {
+    /// Limits of each connection's core (message size, requests in flight,
+    /// transmit queue, partial-frame timeout).
+    pub connection: Config,
+    /// Connections served at once (default 1024; also bounded by the token
+    /// range). At the cap, new clients wait in the listen backlog.
+    pub max_connections: usize,
+    /// Which peers may connect (default: anyone who can open the socket).
+    pub credentials: CredentialCheck,
+    /// Where handlers run: `None` (default) runs them inline on the loop
+    /// thread, so they must not block; they may keep their [`Responder`]
+    /// and answer later from any thread.
+    pub executor: Option<Executor>,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            connection: Config::default(),
+            max_connections: 1024,
+            credentials: CredentialCheck::None,
+            executor: None,
+        }
+    }
+}
+
+impl fmt::Debug for ServerConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServerConfig")
+            .field("connection", &self.connection)
+            .field("max_connections", &self.max_connections)
+            .field("credentials", &self.credentials)
+            .field("executor", &self.executor.is_some())
+            .finish()
+    }
+}
+
+impl ServerConfig {
+    /// Sets [`ServerConfig::connection`].
+    #[must_use]
+    pub fn connection(mut self, config: Config) -> Self {
+        self.connection = config;
+        self
+    }
+
+    /// Sets [`ServerConfig::max_connections`] (at least 1).
+    #[must_use]
+    pub fn max_connections(mut self, n: usize) -> Self {
+        self.max_connections = n.max(1);
+        self
+    }
+
+    /// Sets [`ServerConfig::credentials`].
+    #[must_use]
+    pub fn credentials(mut self, check: CredentialCheck) -> Self {
+        self.credentials = check;
+        self
+    }
+
+    /// Sets [`ServerConfig::executor`].
+    #[must_use]
+    pub fn executor(mut self, executor: Executor) -> Self {
+        self.executor = Some(executor);
+        self
+    }
+}
+
+/// Counters of a server; never reset (except `active`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ServerStats {
+    /// `accept` system calls made (including failed ones).
+    pub accept_calls: u64,
+    /// Connections accepted and served.
+    pub accepted: u64,
+    /// Connections closed at once by the credential check.
+    pub refused: u64,
+    /// `accept` failures that paused accepting (`EMFILE`, `ENFILE`, ...).
+    pub accept_errors: u64,
+    /// Times accepting paused because `max_connections` were open.
+    pub at_capacity: u64,
+    /// Connections being served now.
+    pub active: u64,
+}
+
+struct Reply {
+    slot: usize,
+    uid: u64,
+    id: StreamId,
+    result: Result<Bytes, Status>,
+}
+
+enum ShutdownRequest {
+    Graceful(Duration),
+    Now,
+}
+
+#[derive(Default)]
+struct Queue {
+    replies: Vec<Reply>,
+    /// The loop thread is inside `handle_*` and drains the queue before it
+    /// leaves, so a reply needs no wake-up.
+    inside: bool,
+    shutdown: Option<ShutdownRequest>,
+}
+
+/// What handler threads and [`ServerHandle`]s share with the loop.
+struct Shared {
+    queue: Mutex<Queue>,
+    waker: Waker,
+}
+
+impl Shared {
+    fn queue(&self) -> MutexGuard<'_, Queue> {
+        self.queue.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn post(&self, reply: Reply) {
+        let wake = {
+            let mut q = self.queue();
+            q.replies.push(reply);
+            !q.inside
+        };
+        if wake {
+            let _ = self.waker.wake();
+        }
+    }
+}
+
+/// A handle to a [`Server`] for other threads: starts its shutdown and
+/// wakes its loop. Cheap to clone.
+#[derive(Clone)]
+pub struct ServerHandle {
+    shared: Weak<Shared>,
+}
+
+impl fmt::Debug for ServerHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServerHandle").finish_non_exhaustive()
+    }
+}
+
+impl ServerHandle {
+    fn request(&self, req: ShutdownRequest) {
+        if let Some(shared) = self.shared.upgrade() {
+            shared.queue().shutdown = Some(req);
+            let _ = shared.waker.wake();
+        }
+    }
+
+    /// Asks the loop for a graceful shutdown (see [`Server::shutdown`]).
+    pub fn shutdown(&self, grace: Duration) {
+        self.request(ShutdownRequest::Graceful(grace));
+    }
+
+    /// Asks the loop for an immediate shutdown (see [`Server::shutdown_now`]).
+    pub fn shutdown_now(&self) {
+        self.request(ShutdownRequest::Now);
+    }
+}
+
+/// One served connection. Idle, it holds a socket and an empty core: a
+/// few hundred bytes.
+struct Conn {
+    sock: UnixStream,
+    core: ServerConnection,
+    /// Distinguishes this connection from later ones in the same slot.
+    uid: u64,
+    /// What the socket is registered for (`None`: not registered).
+    interest: Option<Interest>,
+    /// Readiness seen and not yet consumed down to `WouldBlock`.
+    readable: bool,
+    /// The peer hung up both directions: nobody will read our answers.
+    hup: bool,
+    /// The core's deadline as entered in the timer set.
+    timer: Option<Instant>,
+    /// In the work list.
+    queued: bool,
+}
+
+/// A ttrpc server driven from the caller's `mio` loop (see the crate docs).
+///
+/// Tokens: of the range granted, the first is the server's [`Waker`], the
+/// second its listener, and each further token one connection (so the
+/// range also caps the connections).
+pub struct Server {
+    registry: Arc<Registry>,
+    config: ServerConfig,
+    mio: mio::Registry,
+    shared: Arc<Shared>,
+    tokens: Range<usize>,
+    /// The mio listener and, kept for its socket file, the bound listener.
+    listener: Option<(UnixListener, Listener)>,
+    max_conns: usize,
+    conns: Vec<Option<Box<Conn>>>,
+    free: Vec<usize>,
+    next_uid: u64,
+    timers: BTreeSet<(Instant, usize)>,
+    work: VecDeque<usize>,
+    /// Connections cut off by the read budget, to continue next turn.
+    ready: Vec<usize>,
+    read_buf: Vec<u8>,
+    /// The backlog may hold connections we have not accepted.
+    accept_pending: bool,
+    accept_retry: Option<Instant>,
+    backoff: Option<Duration>,
+    shutting_down: bool,
+    shutdown_deadline: Option<Instant>,
+    stats: ServerStats,
+}
+
+impl fmt::Debug for Server {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Server")
+            .field("config", &self.config)
+            .field("tokens", &self.tokens)
+            .field("stats", &self.stats)
+            .finish_non_exhaustive()
+    }
+}
+
+fn lock(shared: &Shared) -> MutexGuard<'_, Queue> {
+    shared.queue()
+}
+
+impl Server {
+    /// Binds `address` with `ttrpc-std`'s rules (mode 0600, stale socket
+    /// replaced, non-socket refused, abstract only for `@NAME`) and
+    /// registers the server on `registry` under `tokens` (see [`Server`]).
+    ///
+    /// # Errors
+    /// [`Error::Address`] from parsing or binding; [`Error::Tokens`];
+    /// [`Error::Io`] from registration.
+    pub fn bind(
+        address: &str,
+        handlers: impl Into<Arc<Registry>>,
+        config: ServerConfig,
+        registry: &mio::Registry,
+        tokens: Range<usize>,
+    ) -> Result<Self, Error> {
+        let listener = Address::parse(address)?.bind()?;
+        Self::new(listener, handlers, config, registry, tokens)
+    }
+
+    /// Serves an already bound listener (its socket file, if it created
+    /// one, is removed when the server stops listening).
+    ///
+    /// # Errors
+    /// [`Error::Tokens`] if `tokens` has fewer than 3; [`Error::Io`] if the
+    /// listener cannot be registered or the waker created.
+    pub fn new(
+        listener: impl Into<Listener>,
+        handlers: impl Into<Arc<Registry>>,
+        config: ServerConfig,
+        registry: &mio::Registry,
+        tokens: Range<usize>,
+    ) -> Result<Self, Error> {
+        let listener = listener.into();
+        if tokens.len() < 3 {
+            return Err(Error::Tokens {
+                start: tokens.start,
+                end: tokens.end,
+            });
+        }
+        let mio = registry
+            .try_clone()
+            .map_err(|e| Error::io("clone mio registry", e))?;
+        let waker = Waker::new(&mio, Token(tokens.start)).map_err(|e| Error::io("waker", e))?;
+        let std = listener
+            .as_std()
+            .try_clone()
+            .map_err(|e| Error::io("dup listener", e))?;
+        std.set_nonblocking(true)
+            .map_err(|e| Error::io("set listener non-blocking", e))?;
+        let mut mio_listener = UnixListener::from_std(std);
+        mio.register(
+            &mut mio_listener,
+            Token(tokens.start + 1),
+            Interest::READABLE,
+        )
+        .map_err(|e| Error::io("register listener", e))?;
+        let max_conns = config.max_connections.min(tokens.len() - 2);
+        Ok(Self {
+            registry: handlers.into(),
+            config,
+            mio,
+            shared: Arc::new(Shared {
+                queue: Mutex::new(Queue::default()),
+                waker,
+            }),
+            tokens,
+            listener: Some((mio_listener, listener)),
+            max_conns,
+            conns: Vec::new(),
+            free: Vec::new(),
+            next_uid: 0,
+            timers: BTreeSet::new(),
+            work: VecDeque::new(),
+            ready: Vec::new(),
+            read_buf: vec![0; READ_CHUNK],
+            // Clients may have connected between bind and registration.
+            accept_pending: true,
+            accept_retry: None,
+            backoff: None,
+            shutting_down: false,
+            shutdown_deadline: None,
+            stats: ServerStats::default(),
+        })
+    }
+
+    /// A handle for other threads (shutdown requests).
+    #[must_use]
+    pub fn handle(&self) -> ServerHandle {
+        ServerHandle {
+            shared: Arc::downgrade(&self.shared),
+        }
+    }
+
+    /// The token range this server owns.
+    #[must_use]
+    pub fn tokens(&self) -> Range<usize> {
+        self.tokens.clone()
+    }
+
+    /// Handles one readiness event. Returns `false` (doing nothing) if its
+    /// token is not this server's, so a caller can offer every event to
+    /// every component. Spurious events are harmless.
+    pub fn handle_event(&mut self, event: &Event) -> bool {
+        let t = event.token().0;
+        if !self.tokens.contains(&t) {
+            return false;
+        }
+        let now = Instant::now();
+        self.enter();
+        if t == self.tokens.start + 1 {
+            self.accept_pending = true;
+            self.try_accept(now);
+        } else if t > self.tokens.start + 1 {
+            let slot = t - self.tokens.start - 2;
+            if let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut) {
+                if event.is_readable() || event.is_read_closed() || event.is_error() {
+                    conn.readable = true;
+                }
+                if event.is_write_closed() {
+                    conn.hup = true;
+                }
+                self.schedule(slot);
+            }
+        }
+        // The waker token needs nothing more: `leave` drains the queue.
+        self.leave(now);
+        true
+    }
+
+    /// Runs what is due at `now`: the partial-frame timeouts, a paused
+    /// accept, the shutdown deadline, and connections that used up their
+    /// read budget. Call it after every `poll` (early calls are harmless).
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.enter();
+        if self.accept_retry.is_some_and(|at| at <= now) {
+            self.accept_retry = None;
+            self.try_accept(now);
+        }
+        while let Some(&(at, slot)) = self.timers.first() {
+            if at > now {
+                break;
+            }
+            self.timers.remove(&(at, slot));
+            if let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut) {
+                conn.timer = None;
+                conn.core.handle_timeout(now);
+                self.schedule(slot);
+            }
+        }
+        for slot in std::mem::take(&mut self.ready) {
+            self.schedule(slot);
+        }
+        if self.shutdown_deadline.is_some_and(|at| at <= now) {
+            self.close_all();
+        }
+        self.leave(now);
+    }
+
+    /// When [`Self::handle_timeout`] should next run, for the loop's `poll`
+    /// timeout: `None` if nothing is timed.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if !self.ready.is_empty() {
+            return Some(Instant::now());
+        }
+        let conns = self.timers.first().map(|(at, _)| *at);
+        let shutdown = self.shutdown_deadline.filter(|_| self.active() > 0);
+        [conns, self.accept_retry, shutdown]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// Graceful shutdown, from the loop thread: stops accepting (the
+    /// listener and its socket file go at once), hands out no new
+    /// requests, finishes those in flight and writes their answers, then
+    /// closes each connection. Whatever is still open after `grace` is
+    /// closed as by [`Self::shutdown_now`]. Keep driving the loop until
+    /// [`Self::is_finished`].
+    pub fn shutdown(&mut self, grace: Duration) {
+        let now = Instant::now();
+        self.enter();
+        self.begin_shutdown(now, grace);
+        self.leave(now);
+    }
+
+    /// Immediate shutdown: stops accepting and closes every connection;
+    /// answers not yet written are dropped.
+    pub fn shutdown_now(&mut self) {
+        let now = Instant::now();
+        self.enter();
+        self.begin_shutdown(now, Duration::ZERO);
+        self.close_all();
+        self.leave(now);
+    }
+
+    /// Whether a shutdown has finished: no listener, no connection.
+    #[must_use]
+    pub fn is_finished(&self) -> bool {
+        self.shutting_down && self.active() == 0
+    }
+
+    /// Serves until shut down (through a [`ServerHandle`]) on `poll`, for
+    /// callers without a loop of their own. The server must be registered
+    /// on `poll`'s registry.
+    ///
+    /// # Errors
+    /// [`Error::Io`] if `poll` fails.
+    pub fn run(&mut self, poll: &mut Poll) -> Result<(), Error> {
+        let mut events = Events::with_capacity(256);
+        while !self.is_finished() {
+            let timeout = self
+                .poll_timeout()
+                .map(|at| at.saturating_duration_since(Instant::now()));
+            match poll.poll(&mut events, timeout) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(Error::io("poll", e)),
+            }
+            for event in &events {
+                self.handle_event(event);
+            }
+            self.handle_timeout(Instant::now());
+        }
+        Ok(())
+    }
+
+    /// Connections being served now.
+    #[must_use]
+    pub fn active(&self) -> usize {
+        self.conns.len() - self.free.len()
+    }
+
+    /// Bytes every connection's core holds (undecoded input and queued
+    /// output), summed. Compare one connection's share with
+    /// [`Config::memory_bound`]`(`[`READ_CHUNK`]`)`.
+    #[must_use]
+    pub fn buffered_bytes(&self) -> usize {
+        self.conns
+            .iter()
+            .flatten()
+            .map(|c| c.core.buffered_bytes())
+            .sum()
+    }
+
+    /// The largest [`Self::buffered_bytes`] of any one connection.
+    #[must_use]
+    pub fn max_buffered_bytes(&self) -> usize {
+        self.conns
+            .iter()
+            .flatten()
+            .map(|c| c.core.buffered_bytes())
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// The server's counters.
+    #[must_use]
+    pub fn stats(&self) -> ServerStats {
+        ServerStats {
+            active: self.active() as u64,
+            ..self.stats
+        }
+    }
+
+    // ------------------------------------------------------------ internals
+
+    fn enter(&self) {
+        lock(&self.shared).inside = true;
+    }
+
+    /// Drains replies and shutdown requests until none is left, then marks
+    /// the loop as outside (in the same critical section, so a reply that
+    /// comes after wakes the loop).
+    fn leave(&mut self, now: Instant) {
+        loop {
+            self.run_work(now);
+            let (replies, shutdown) = {
+                let mut q = lock(&self.shared);
+                let replies = std::mem::take(&mut q.replies);
+                let shutdown = q.shutdown.take();
+                if replies.is_empty() && shutdown.is_none() {
+                    q.inside = false;
+                    return;
+                }
+                (replies, shutdown)
+            };
+            for reply in replies {
+                self.apply(reply, None);
+            }
+            match shutdown {
+                Some(ShutdownRequest::Graceful(grace)) => self.begin_shutdown(now, grace),
+                Some(ShutdownRequest::Now) => {
+                    self.begin_shutdown(now, Duration::ZERO);
+                    self.close_all();
+                }
+                None => {}
+            }
+        }
+    }
+
+    fn schedule(&mut self, slot: usize) {
+        if let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut) {
+            if !conn.queued {
+                conn.queued = true;
+                self.work.push_back(slot);
+            }
+        }
+    }
+
+    fn run_work(&mut self, now: Instant) {
+        while let Some(slot) = self.work.pop_front() {
+            self.drive(slot, now);
+        }
+    }
+
+    /// Queues a reply on its connection's core (`current` is the connection
+    /// being driven, taken out of the slab).
+    fn apply(&mut self, reply: Reply, current: Option<(usize, &mut Conn)>) {
+        let conn = match current {
+            Some((slot, conn)) if slot == reply.slot => conn,
+            _ => match self.conns.get_mut(reply.slot).and_then(Option::as_mut) {
+                Some(conn) => {
+                    if conn.uid == reply.uid {
+                        // Fails only if the connection closed: nothing to do.
+                        let _ = conn.core.send_response(reply.id, reply.result);
+                        self.schedule(reply.slot);
+                    }
+                    return;
+                }
+                None => return,
+            },
+        };
+        if conn.uid == reply.uid {
+            let _ = conn.core.send_response(reply.id, reply.result);
+        }
+    }
+
+    fn dispatch(&self, slot: usize, uid: u64, req: IncomingRequest) {
+        let shared = Arc::downgrade(&self.shared);
+        let responder = Responder::new(
+            req.id,
+            Box::new(move |id, result| {
+                if let Some(shared) = shared.upgrade() {
+                    shared.post(Reply {
+                        slot,
+                        uid,
+                        id,
+                        result,
+                    });
+                }
+            }),
+        );
+        match &self.config.executor {
+            None => {
+                // Catches a panic: the dropped responder answers `Internal`.
+                self.registry.dispatch(req, responder);
+            }
+            Some(exec) => {
+                let registry = Arc::clone(&self.registry);
+                exec(Box::new(move || {
+                    registry.dispatch(req, responder);
+                }));
+            }
+        }
+    }
+
+    /// Reads, decodes, dispatches, answers and writes for one connection
+    /// until nothing moves; then updates its registration and timer, and
+    /// removes it once it is finished.
+    fn drive(&mut self, slot: usize, now: Instant) {
+        let Some(mut conn) = self.conns.get_mut(slot).and_then(Option::take) else {
+            return;
+        };
+        conn.queued = false;
+        let mut reads = 0;
+        loop {
+            let mut progress = false;
+            if conn.readable && conn.core.wants_read() {
+                if reads < READ_BUDGET {
+                    reads += 1;
+                    progress = true;
+                    match io::read(&conn.sock, &mut self.read_buf) {
+                        Outcome::Done(n) => {
+                            let got = self.read_buf.get(..n).unwrap_or_default();
+                            conn.core.handle_input(now, got);
+                        }
+                        Outcome::WouldBlock => conn.readable = false,
+                        Outcome::Eof => {
+                            conn.readable = false;
+                            conn.core.handle_eof(now);
+                            if conn.hup {
+                                // Nobody left to answer: drop what is in flight.
+                                conn.core.close(ConnectionError::PeerClosed);
+                            }
+                        }
+                        Outcome::Failed(e) => {
+                            conn.core
+                                .close(ConnectionError::Transport(format!("read: {e}")));
+                        }
+                    }
+                } else if !self.ready.contains(&slot) {
+                    self.ready.push(slot);
+                }
+            }
+            while let Some(event) = conn.core.poll_event() {
+                progress = true;
+                if let ServerEvent::Request(req) = event {
+                    self.dispatch(slot, conn.uid, req);
+                }
+            }
+            let replies = std::mem::take(&mut lock(&self.shared).replies);
+            for reply in replies {
+                progress = true;
+                self.apply(reply, Some((slot, &mut conn)));
+            }
+            while let Some(buf) = conn.core.poll_transmit() {
+                match io::write(&conn.sock, buf) {
+                    Outcome::Done(n) => {
+                        conn.core.advance_transmit(n);
+                        progress = true;
+                    }
+                    Outcome::WouldBlock | Outcome::Eof => break,
+                    Outcome::Failed(e) => {
+                        conn.core
+                            .close(ConnectionError::Transport(format!("write: {e}")));
+                        progress = true;
+                        break;
+                    }
+                }
+            }
+            if !progress {
+                break;
+            }
+        }
+        let finished = conn.core.is_idle() && (conn.core.is_closed() || self.shutting_down);
+        let timer = if finished {
+            None
+        } else {
+            conn.core.poll_timeout()
+        };
+        if timer != conn.timer {
+            if let Some(old) = conn.timer {
+                self.timers.remove(&(old, slot));
+            }
+            if let Some(new) = timer {
+                self.timers.insert((new, slot));
+            }
+            conn.timer = timer;
+        }
+        if finished {
+            if conn.interest.is_some() {
+                let _ = self.mio.deregister(&mut conn.sock);
+            }
+            self.ready.retain(|s| *s != slot);
+            self.free.push(slot);
+            drop(conn);
+            if self.accept_pending {
+                self.try_accept(now);
+            }
+            return;
+        }
+        let mut want: Option<Interest> = None;
+        if conn.core.wants_read() {
+            want = Some(Interest::READABLE);
+        }
+        if conn.core.wants_write() {
+            want = Some(want.map_or(Interest::WRITABLE, |i| i.add(Interest::WRITABLE)));
+        }
+        if want != conn.interest {
+            let token = Token(self.tokens.start + 2 + slot);
+            let result = match (conn.interest, want) {
+                (None, Some(i)) => self.mio.register(&mut conn.sock, token, i),
+                (Some(_), Some(i)) => self.mio.reregister(&mut conn.sock, token, i),
+                (Some(_), None) => self.mio.deregister(&mut conn.sock),
+                (None, None) => Ok(()),
+            };
+            match result {
+                Ok(()) => conn.interest = want,
+                Err(e) => {
+                    conn.core
+                        .close(ConnectionError::Transport(format!("register: {e}")));
+                    conn.queued = true;
+                    self.work.push_back(slot);
+                }
+            }
+        }
+        if let Some(place) = self.conns.get_mut(slot) {
+            *place = Some(conn);
+        }
+    }
+
+    /// Accepts until `WouldBlock`, the connection cap, or an error (which
+    /// pauses accepting on a timer: an edge-triggered listener reports no
+    /// new event for connections already waiting).
+    fn try_accept(&mut self, now: Instant) {
+        if self.shutting_down || self.accept_retry.is_some() || !self.accept_pending {
+            return;
+        }
+        loop {
+            let Some((listener, _)) = &self.listener else {
+                return;
+            };
+            if self.active() >= self.max_conns {
+                self.stats.at_capacity += 1;
+                return;
+            }
+            self.stats.accept_calls += 1;
+            match listener.accept() {
+                Ok((sock, _)) => {
+                    self.backoff = None;
+                    if self.config.credentials.check(&sock).is_err() {
+                        // Closed without a frame, as Go's handshaker does.
+                        self.stats.refused += 1;
+                        continue;
+                    }
+                    self.add_conn(sock);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    self.accept_pending = false;
+                    return;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e)
+                    if matches!(
+                        e.raw_os_error().map(Errno::from_raw),
+                        Some(Errno::ECONNABORTED | Errno::EPROTO)
+                    ) => {}
+                Err(_) => {
+                    // EMFILE, ENFILE, ENOBUFS, ENOMEM, or anything else:
+                    // never spin, never give up.
+                    self.stats.accept_errors += 1;
+                    let pause = self
+                        .backoff
+                        .map_or(MIN_BACKOFF, |b| (b * 2).min(MAX_BACKOFF));
+                    self.backoff = Some(pause);
+                    self.accept_retry = Some(now + pause);
+                    return;
+                }
+            }
+        }
+    }
+
+    fn add_conn(&mut self, mut sock: UnixStream) {
+        let slot = self.free.pop().unwrap_or(self.conns.len());
+        let token = Token(self.tokens.start + 2 + slot);
+        if self
+            .mio
+            .register(&mut sock, token, Interest::READABLE)
+            .is_err()
+        {
+            if slot < self.conns.len() {
+                self.free.push(slot);
+            }
+            return;
+        }
+        let mut core = ServerConnection::new(self.config.connection.clone());
+        if self.shutting_down {
+            core.shutdown();
+        }
+        self.next_uid += 1;
+        let conn = Box::new(Conn {
+            sock,
+            core,
+            uid: self.next_uid,
+            interest: Some(Interest::READABLE),
+            readable: false,
+            hup: false,
+            timer: None,
+            queued: false,
+        });
+        if slot == self.conns.len() {
+            self.conns.push(Some(conn));
+        } else if let Some(place) = self.conns.get_mut(slot) {
+            *place = Some(conn);
+        }
+        self.stats.accepted += 1;
+    }
+
+    fn begin_shutdown(&mut self, now: Instant, grace: Duration) {
+        if !self.shutting_down {
+            self.shutting_down = true;
+            if let Some((mut listener, bound)) = self.listener.take() {
+                let _ = self.mio.deregister(&mut listener);
+                drop(listener);
+                drop(bound); // removes the socket file
+            }
+        }
+        let deadline = now.checked_add(grace).unwrap_or(now);
+        self.shutdown_deadline = Some(self.shutdown_deadline.map_or(deadline, |d| d.min(deadline)));
+        for slot in 0..self.conns.len() {
+            if let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut) {
+                conn.core.shutdown();
+                self.schedule(slot);
+            }
+        }
+    }
+
+    fn close_all(&mut self) {
+        for slot in 0..self.conns.len() {
+            if let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut) {
+                conn.core.close(ConnectionError::LocallyClosed);
+                self.schedule(slot);
+            }
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        for conn in self.conns.iter_mut().flatten() {
+            if conn.interest.is_some() {
+                let _ = self.mio.deregister(&mut conn.sock);
+            }
+        }
+        if let Some((mut listener, _)) = self.listener.take() {
+            let _ = self.mio.deregister(&mut listener);
+        }
+    }
+}
