@@ -5,6 +5,8 @@
 //! ```
 //! The length counts the data only, never the header.
 
+use bytes::BufMut;
+
 use crate::stream::StreamId;
 
 /// Size of the frame header in bytes.
@@ -120,6 +122,50 @@ impl FrameHeader {
     }
 }
 
+/// Encodes one whole frame (header and protobuf data) into a buffer the
+/// caller provides, for tools and tests that build frames outside a
+/// connection (a connection encodes into its own transmit queue).
+///
+/// # Errors
+/// [`FrameTooLarge`] if the message is longer than `max_data_len`; nothing
+/// is written then.
+pub fn encode_frame(
+    dst: &mut impl BufMut,
+    stream_id: StreamId,
+    kind: FrameType,
+    flags: Flags,
+    message: &impl prost::Message,
+    max_data_len: u32,
+) -> Result<(), FrameTooLarge> {
+    let len = message.encoded_len();
+    let data_len = u32::try_from(len)
+        .ok()
+        .filter(|l| *l <= max_data_len)
+        .ok_or(FrameTooLarge {
+            len,
+            max: max_data_len,
+        })?;
+    let header = FrameHeader {
+        len: data_len,
+        stream_id,
+        kind,
+        flags,
+    };
+    dst.put_slice(&header.encode());
+    message.encode_raw(dst);
+    Ok(())
+}
+
+/// A frame's data would exceed the maximum length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("message length {len} exceeds maximum message size of {max}")]
+pub struct FrameTooLarge {
+    /// The encoded data length.
+    pub len: usize,
+    /// The limit it exceeds.
+    pub max: u32,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -154,6 +200,24 @@ mod tests {
         assert_eq!(f.0, 5);
         assert!(f.contains(Flags::REMOTE_CLOSED));
         assert!(!f.contains(Flags::REMOTE_OPEN));
+    }
+
+    #[test]
+    fn encode_frame_into_a_caller_buffer() {
+        let msg = crate::message::KeyValue {
+            key: "k".into(),
+            value: "v".into(),
+        };
+        let mut buf = Vec::new();
+        let id = StreamId::new(3);
+        encode_frame(&mut buf, id, FrameType::Request, Flags::NONE, &msg, 100).unwrap();
+        assert_eq!(
+            buf,
+            [0, 0, 0, 6, 0, 0, 0, 3, 1, 0, 0x0a, 1, b'k', 0x12, 1, b'v']
+        );
+        let err = encode_frame(&mut buf, id, FrameType::Request, Flags::NONE, &msg, 5);
+        assert_eq!(err, Err(FrameTooLarge { len: 6, max: 5 }));
+        assert_eq!(buf.len(), 16, "nothing written on error");
     }
 
     #[test]

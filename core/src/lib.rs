@@ -96,7 +96,9 @@ pub use code::{Code, Status};
 pub use config::{Config, Stats};
 pub use decoder::{Decoded, FrameDecoder};
 pub use error::{CallError, ConnectionError, ProtocolError, SendError};
-pub use frame::{DEFAULT_MAX_DATA_LEN, Flags, FrameHeader, FrameType, HEADER_LEN};
+pub use frame::{
+    DEFAULT_MAX_DATA_LEN, Flags, FrameHeader, FrameTooLarge, FrameType, HEADER_LEN, encode_frame,
+};
 pub use message::{KeyValue, Metadata, Request, Response, proto};
 pub use server::{IncomingRequest, ServerConnection, ServerEvent};
 pub use service::{Dispatch, Handler, Registry, Responder, ResponseSink};
