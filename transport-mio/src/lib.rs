@@ -97,13 +97,17 @@
 #![deny(missing_docs)]
 
 mod client;
+mod config;
 mod error;
+mod handle;
 mod io;
 mod server;
 
 pub use client::{Client, Completion};
 pub use error::Error;
-pub use server::{Executor, READ_CHUNK, Server, ServerConfig, ServerHandle, ServerStats};
+pub use config::{Executor, ServerConfig, ServerStats};
+pub use handle::ServerHandle;
+pub use server::{READ_CHUNK, Server};
 pub use ttrpc_core::{
     self as core, CallOptions, Code, Config, ConnectionError, IncomingRequest, Metadata, Registry,
     Responder, Status, StreamId,

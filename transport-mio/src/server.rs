@@ -4,19 +4,20 @@
 use std::collections::{BTreeSet, VecDeque};
 use std::fmt;
 use std::ops::Range;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use mio::event::Event;
 use mio::net::{UnixListener, UnixStream};
 use mio::{Events, Interest, Poll, Token, Waker};
+use crate::config::{ServerConfig, ServerStats};
+use crate::handle::{Queue, Reply, ServerHandle, Shared, ShutdownRequest};
 use nix::errno::Errno;
 use ttrpc_core::{
-    Config, ConnectionError, IncomingRequest, Registry, Responder, ServerConnection, ServerEvent,
-    Status, StreamId,
+    ConnectionError, IncomingRequest, Registry, Responder, ServerConnection, ServerEvent,
 };
-use ttrpc_std::{Address, CredentialCheck, Listener};
+use ttrpc_std::{Address, Listener};
 
 use crate::error::Error;
 use crate::io::{self, Outcome};
@@ -30,176 +31,6 @@ const READ_BUDGET: usize = 16;
 const MIN_BACKOFF: Duration = Duration::from_millis(1);
 /// The longest pause between accept attempts after errors.
 const MAX_BACKOFF: Duration = Duration::from_secs(1);
-
-/// Runs a handler somewhere else than the event loop: the server calls it
-/// with a job (the handler call) instead of running the handler inline.
-/// The caller chooses the threads (a pool, a thread per job, ...); this
-/// crate creates none.
-pub type Executor = Arc<dyn Fn(Box<dyn FnOnce() + Send>) + Send + Sync>;
-
-/// How a server runs its connections.
-#[derive(Clone)]
-#[non_exhaustive]
-pub struct ServerConfig {
-    /// Limits of each connection's core (message size, requests in flight,
-    /// transmit queue, partial-frame timeout).
-    pub connection: Config,
-    /// Connections served at once (default 1024; also bounded by the token
-    /// range). At the cap, new clients wait in the listen backlog.
-    pub max_connections: usize,
-    /// Which peers may connect (default: anyone who can open the socket).
-    pub credentials: CredentialCheck,
-    /// Where handlers run: `None` (default) runs them inline on the loop
-    /// thread, so they must not block; they may keep their [`Responder`]
-    /// and answer later from any thread.
-    pub executor: Option<Executor>,
-}
-
-impl Default for ServerConfig {
-    fn default() -> Self {
-        Self {
-            connection: Config::default(),
-            max_connections: 1024,
-            credentials: CredentialCheck::None,
-            executor: None,
-        }
-    }
-}
-
-impl fmt::Debug for ServerConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ServerConfig")
-            .field("connection", &self.connection)
-            .field("max_connections", &self.max_connections)
-            .field("credentials", &self.credentials)
-            .field("executor", &self.executor.is_some())
-            .finish()
-    }
-}
-
-impl ServerConfig {
-    /// Sets [`ServerConfig::connection`].
-    #[must_use]
-    pub fn connection(mut self, config: Config) -> Self {
-        self.connection = config;
-        self
-    }
-
-    /// Sets [`ServerConfig::max_connections`] (at least 1).
-    #[must_use]
-    pub fn max_connections(mut self, n: usize) -> Self {
-        self.max_connections = n.max(1);
-        self
-    }
-
-    /// Sets [`ServerConfig::credentials`].
-    #[must_use]
-    pub fn credentials(mut self, check: CredentialCheck) -> Self {
-        self.credentials = check;
-        self
-    }
-
-    /// Sets [`ServerConfig::executor`].
-    #[must_use]
-    pub fn executor(mut self, executor: Executor) -> Self {
-        self.executor = Some(executor);
-        self
-    }
-}
-
-/// Counters of a server; never reset (except `active`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct ServerStats {
-    /// `accept` system calls made (including failed ones).
-    pub accept_calls: u64,
-    /// Connections accepted and served.
-    pub accepted: u64,
-    /// Connections closed at once by the credential check.
-    pub refused: u64,
-    /// `accept` failures that paused accepting (`EMFILE`, `ENFILE`, ...).
-    pub accept_errors: u64,
-    /// Times accepting paused because `max_connections` were open.
-    pub at_capacity: u64,
-    /// Connections being served now.
-    pub active: u64,
-}
-
-struct Reply {
-    slot: usize,
-    uid: u64,
-    id: StreamId,
-    result: Result<Bytes, Status>,
-}
-
-enum ShutdownRequest {
-    Graceful(Duration),
-    Now,
-}
-
-#[derive(Default)]
-struct Queue {
-    replies: Vec<Reply>,
-    /// The loop thread is inside `handle_*` and drains the queue before it
-    /// leaves, so a reply needs no wake-up.
-    inside: bool,
-    shutdown: Option<ShutdownRequest>,
-}
-
-/// What handler threads and [`ServerHandle`]s share with the loop.
-struct Shared {
-    queue: Mutex<Queue>,
-    waker: Waker,
-}
-
-impl Shared {
-    fn queue(&self) -> MutexGuard<'_, Queue> {
-        self.queue.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn post(&self, reply: Reply) {
-        let wake = {
-            let mut q = self.queue();
-            q.replies.push(reply);
-            !q.inside
-        };
-        if wake {
-            let _ = self.waker.wake();
-        }
-    }
-}
-
-/// A handle to a [`Server`] for other threads: starts its shutdown and
-/// wakes its loop. Cheap to clone.
-#[derive(Clone)]
-pub struct ServerHandle {
-    shared: Weak<Shared>,
-}
-
-impl fmt::Debug for ServerHandle {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ServerHandle").finish_non_exhaustive()
-    }
-}
-
-impl ServerHandle {
-    fn request(&self, req: ShutdownRequest) {
-        if let Some(shared) = self.shared.upgrade() {
-            shared.queue().shutdown = Some(req);
-            let _ = shared.waker.wake();
-        }
-    }
-
-    /// Asks the loop for a graceful shutdown (see [`Server::shutdown`]).
-    pub fn shutdown(&self, grace: Duration) {
-        self.request(ShutdownRequest::Graceful(grace));
-    }
-
-    /// Asks the loop for an immediate shutdown (see [`Server::shutdown_now`]).
-    pub fn shutdown_now(&self) {
-        self.request(ShutdownRequest::Now);
-    }
-}
 
 /// One served connection. Idle, it holds a socket and an empty core: a
 /// few hundred bytes.
@@ -218,6 +49,8 @@ struct Conn {
     timer: Option<Instant>,
     /// In the work list.
     queued: bool,
+    /// `core.buffered_bytes()` as counted in the shared total.
+    accounted: usize,
 }
 
 /// A ttrpc server driven from the caller's `mio` loop (see the crate docs).
@@ -329,6 +162,8 @@ impl Server {
             shared: Arc::new(Shared {
                 queue: Mutex::new(Queue::default()),
                 waker,
+                buffered: 0.into(),
+                active: 0.into(),
             }),
             tokens,
             listener: Some((mio_listener, listener)),
@@ -701,6 +536,19 @@ impl Server {
             }
         }
         let finished = conn.core.is_idle() && (conn.core.is_closed() || self.shutting_down);
+        let held = if finished { 0 } else { conn.core.buffered_bytes() };
+        if held != conn.accounted {
+            if held > conn.accounted {
+                self.shared
+                    .buffered
+                    .fetch_add(held - conn.accounted, Ordering::Relaxed);
+            } else {
+                self.shared
+                    .buffered
+                    .fetch_sub(conn.accounted - held, Ordering::Relaxed);
+            }
+            conn.accounted = held;
+        }
         let timer = if finished {
             None
         } else {
@@ -721,6 +569,7 @@ impl Server {
             }
             self.ready.retain(|s| *s != slot);
             self.free.push(slot);
+            self.shared.active.fetch_sub(1, Ordering::Relaxed);
             drop(conn);
             if self.accept_pending {
                 self.try_accept(now);
@@ -835,7 +684,9 @@ impl Server {
             hup: false,
             timer: None,
             queued: false,
+            accounted: 0,
         });
+        self.shared.active.fetch_add(1, Ordering::Relaxed);
         if slot == self.conns.len() {
             self.conns.push(Some(conn));
         } else if let Some(place) = self.conns.get_mut(slot) {

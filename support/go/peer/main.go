@@ -270,11 +270,18 @@ type frameSniffer struct {
 	sent   []uint32
 }
 
+// Write records the frames in p before writing them: a fast server may
+// answer a frame before the Write of its last bytes returns, and the case
+// reading lengths() must already see it then.
 func (f *frameSniffer) Write(p []byte) (int, error) {
-	n, err := f.Conn.Write(p)
+	f.record(p)
+	return f.Conn.Write(p)
+}
+
+func (f *frameSniffer) record(p []byte) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	b := p[:n]
+	b := p
 	for len(b) > 0 {
 		if f.remain > 0 {
 			k := uint64(len(b))
@@ -298,7 +305,6 @@ func (f *frameSniffer) Write(p []byte) (int, error) {
 			f.hdr = f.hdr[:0]
 		}
 	}
-	return n, err
 }
 
 func (f *frameSniffer) lengths() []uint32 {
