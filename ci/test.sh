@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The project's whole test run: formatting, lints, tests, fuzz smoke.
+# The project's whole test run: formatting, lints, docs, tests, fuzz smoke.
 # Prints how long each stage took. Usage: ci/test.sh  (SKIP_FUZZ=1 to skip fuzzing)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,6 +22,7 @@ stage() {
 
 stage fmt cargo fmt --all --check
 stage clippy cargo clippy --workspace --all-targets --locked -- -D warnings
+stage doc env RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked
 stage build cargo test --workspace --locked --no-run
 stage test cargo test --workspace --locked
 if [[ "${SKIP_FUZZ:-0}" != 1 && -x ci/fuzz-smoke.sh ]]; then
