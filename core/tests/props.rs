@@ -172,3 +172,73 @@ proptest! {
         }
     }
 }
+
+/// Feeds `input` to a fresh server in pieces cut at `cuts`; returns its
+/// events (as text) and everything it queued to transmit.
+fn server_transcript(input: &[u8], cuts: &[usize]) -> (Vec<String>, Vec<u8>) {
+    let mut points: Vec<usize> = cuts.iter().map(|c| c % (input.len() + 1)).collect();
+    points.extend([0, input.len()]);
+    points.sort_unstable();
+    let now = Instant::now();
+    let mut s = ServerConnection::new(Config::default().with_max_data_len(64));
+    let (mut events, mut out) = (Vec::new(), Vec::new());
+    let mut pump = |s: &mut ServerConnection, events: &mut Vec<String>, out: &mut Vec<u8>| {
+        while let Some(ev) = s.poll_event() {
+            if let ServerEvent::Request(r) = &ev {
+                s.send_response(r.id, Ok(r.payload.clone())).unwrap();
+            }
+            events.push(format!("{ev:?}"));
+        }
+        if let Some(b) = s.take_transmit() {
+            out.extend_from_slice(&b);
+        }
+    };
+    for w in points.windows(2) {
+        s.handle_input(now, &input[w[0]..w[1]]);
+        pump(&mut s, &mut events, &mut out);
+    }
+    s.handle_eof(now);
+    pump(&mut s, &mut events, &mut out);
+    (events, out)
+}
+
+fn wire_request(id: u32, method: &str, payload: &[u8]) -> Vec<u8> {
+    use prost::Message;
+    let req = ttrpc_core::Request {
+        service: "svc".into(),
+        method: method.into(),
+        payload: payload.to_vec().into(),
+        ..Default::default()
+    };
+    TestFrame {
+        id,
+        kind: 1,
+        flags: 0,
+        data: req.encode_to_vec(),
+    }
+    .bytes()
+}
+
+proptest! {
+    #[test]
+    fn server_events_and_answers_do_not_depend_on_chunking(
+        frames in prop::collection::vec(
+            prop_oneof![
+                (0u32..20, "[a-z]{0,6}", prop::collection::vec(any::<u8>(), 0..100))
+                    .prop_map(|(id, m, p)| wire_request(id, &m, &p)),
+                frame_strategy().prop_map(|f| f.bytes()),
+            ],
+            1..6,
+        ),
+        cuts in prop::collection::vec(any::<usize>(), 1..8),
+    ) {
+        let input: Vec<u8> = frames.concat();
+        let whole = server_transcript(&input, &[]);
+        prop_assert_eq!(&server_transcript(&input, &cuts), &whole);
+        if input.len() < 400 {
+            for i in 0..=input.len() {
+                prop_assert_eq!(&server_transcript(&input, &[i]), &whole, "split at {}", i);
+            }
+        }
+    }
+}
