@@ -182,7 +182,7 @@ fn server_transcript(input: &[u8], cuts: &[usize]) -> (Vec<String>, Vec<u8>) {
     let now = Instant::now();
     let mut s = ServerConnection::new(Config::default().with_max_data_len(64));
     let (mut events, mut out) = (Vec::new(), Vec::new());
-    let mut pump = |s: &mut ServerConnection, events: &mut Vec<String>, out: &mut Vec<u8>| {
+    let pump = |s: &mut ServerConnection, events: &mut Vec<String>, out: &mut Vec<u8>| {
         while let Some(ev) = s.poll_event() {
             if let ServerEvent::Request(r) = &ev {
                 s.send_response(r.id, Ok(r.payload.clone())).unwrap();
