@@ -29,6 +29,8 @@ pub(crate) struct Queue {
     /// leaves, so a reply needs no wake-up.
     pub(crate) inside: bool,
     pub(crate) shutdown: Option<ShutdownRequest>,
+    /// The server's counters as of the loop's last `handle_*`.
+    pub(crate) stats: crate::ServerStats,
 }
 
 /// What handler threads and [`ServerHandle`]s share with the loop.
@@ -96,6 +98,13 @@ impl ServerHandle {
         self.shared
             .upgrade()
             .map_or(0, |s| s.buffered.load(Ordering::Relaxed))
+    }
+
+    /// [`crate::Server::stats`] as of the loop's last turn (default once
+    /// the server is dropped).
+    #[must_use]
+    pub fn stats(&self) -> crate::ServerStats {
+        self.shared.upgrade().map_or_else(Default::default, |s| s.queue().stats)
     }
 
     /// [`crate::Server::active`], readable from any thread (0 once the server is

@@ -377,8 +377,10 @@ impl Server {
     fn leave(&mut self, now: Instant) {
         loop {
             self.run_work(now);
+            let stats = self.stats();
             let (replies, shutdown) = {
                 let mut q = lock(&self.shared);
+                q.stats = stats;
                 let replies = std::mem::take(&mut q.replies);
                 let shutdown = q.shutdown.take();
                 if replies.is_empty() && shutdown.is_none() {

@@ -22,7 +22,7 @@ use ttrpc_testkit::{SERVICE, TempDir};
 
 /// A handler pool of `n` threads (the test's threads, not the crate's):
 /// blocking interop handlers such as `Block` and `Sleep` run here.
-pub fn pool(n: usize) -> Executor {
+pub(crate) fn pool(n: usize) -> Executor {
     let (tx, rx) = mpsc::channel::<Box<dyn FnOnce() + Send>>();
     let rx = Arc::new(Mutex::new(rx));
     for _ in 0..n {
@@ -44,15 +44,15 @@ pub fn pool(n: usize) -> Executor {
 }
 
 /// The mio server serving `registry` on `dir/mio.sock`, on a loop thread.
-pub struct TestServer {
-    pub handle: ServerHandle,
-    pub socket: PathBuf,
+pub(crate) struct TestServer {
+    pub(crate) handle: ServerHandle,
+    pub(crate) socket: PathBuf,
     thread: Option<thread::JoinHandle<Result<(), Error>>>,
     _dir: Option<TempDir>,
 }
 
 impl TestServer {
-    pub fn start(registry: Registry, config: ServerConfig) -> Self {
+    pub(crate) fn start(registry: Registry, config: ServerConfig) -> Self {
         let dir = TempDir::new("ttrpc-mio-test").expect("temp dir");
         let socket = dir.path().join("mio.sock");
         let mut s = Self::start_at(&format!("unix://{}", socket.display()), registry, config);
@@ -60,7 +60,7 @@ impl TestServer {
         s
     }
 
-    pub fn start_at(address: &str, registry: Registry, config: ServerConfig) -> Self {
+    pub(crate) fn start_at(address: &str, registry: Registry, config: ServerConfig) -> Self {
         let mut poll = Poll::new().expect("poll");
         let mut server = Server::bind(address, registry, config, poll.registry(), 10..100_000)
             .expect("bind");
@@ -76,7 +76,7 @@ impl TestServer {
     }
 
     /// Graceful shutdown; returns how long the loop took to finish.
-    pub fn shutdown(mut self, grace: Duration) -> Duration {
+    pub(crate) fn shutdown(mut self, grace: Duration) -> Duration {
         let t0 = Instant::now();
         self.handle.shutdown(grace);
         self.thread
@@ -116,14 +116,14 @@ const WAKE: Token = Token(0);
 /// A blocking client for the shared cases: a loop thread owns the mio
 /// `Poll` and `Client`; callers on any thread send commands through a
 /// queue plus a `Waker` and wait for their completion.
-pub struct LoopClient {
+pub(crate) struct LoopClient {
     cmds: Arc<Mutex<Vec<Cmd>>>,
     waker: Arc<Waker>,
     thread: Option<thread::JoinHandle<ttrpc_mio::core::Stats>>,
 }
 
 impl LoopClient {
-    pub fn connect(address: &str) -> Self {
+    pub(crate) fn connect(address: &str) -> Self {
         let mut poll = Poll::new().expect("poll");
         let waker = Arc::new(Waker::new(poll.registry(), WAKE).expect("waker"));
         let mut client =
@@ -179,7 +179,7 @@ impl LoopClient {
         self.waker.wake().expect("wake");
     }
 
-    pub fn call_raw(
+    pub(crate) fn call_raw(
         &self,
         method: &str,
         payload: &[u8],
@@ -197,7 +197,7 @@ impl LoopClient {
     }
 
     /// Stops the loop and returns the client's counters.
-    pub fn stop(mut self) -> ttrpc_mio::core::Stats {
+    pub(crate) fn stop(mut self) -> ttrpc_mio::core::Stats {
         self.send(Cmd::Stop);
         self.thread.take().unwrap().join().expect("client loop")
     }
@@ -227,7 +227,7 @@ impl UnaryCall for LoopClient {
 }
 
 /// The interop registry (testkit's service).
-pub fn interop_registry() -> Registry {
+pub(crate) fn interop_registry() -> Registry {
     let mut registry = Registry::new();
     ttrpc_testkit::interop::register_interop(&mut registry);
     registry
