@@ -274,11 +274,7 @@ impl ClientConnection {
                     }
                 }
                 None if self.state == State::InputEnded => {
-                    let reason = if self.decoder.in_partial_frame() {
-                        ConnectionError::UnexpectedEof
-                    } else {
-                        ConnectionError::PeerClosed
-                    };
+                    let reason = ConnectionError::at_eof(self.decoder.in_partial_frame());
                     self.finish(reason);
                 }
                 None => return None,

@@ -26,6 +26,17 @@ pub enum ConnectionError {
     Transport(String),
 }
 
+impl ConnectionError {
+    /// Why input ended at the peer's EOF: mid-frame or at a boundary.
+    pub(crate) fn at_eof(in_partial_frame: bool) -> Self {
+        if in_partial_frame {
+            Self::UnexpectedEof
+        } else {
+            Self::PeerClosed
+        }
+    }
+}
+
 /// Why a command (`send_*`) was refused. Nothing was queued.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]

@@ -265,11 +265,7 @@ impl ServerConnection {
                     return Some(self.ignore(header.stream_id, error));
                 }
                 None if self.state == State::InputEnded => {
-                    let reason = if self.decoder.in_partial_frame() {
-                        ConnectionError::UnexpectedEof
-                    } else {
-                        ConnectionError::PeerClosed
-                    };
+                    let reason = ConnectionError::at_eof(self.decoder.in_partial_frame());
                     self.partial_since = None;
                     self.state = State::Drained(reason.clone());
                     return Some(ServerEvent::Closed { reason });
