@@ -246,7 +246,8 @@ impl Client {
                 progress = true;
                 match event {
                     ClientEvent::Response { id, result } => {
-                        self.completions.push_back((id, result.map_err(Error::from)));
+                        self.completions
+                            .push_back((id, result.map_err(Error::from)));
                     }
                     ClientEvent::Closed { reason } => self.closed = Some(reason),
                     _ => {}
@@ -288,7 +289,8 @@ impl Client {
                 while let Some(event) = self.core.poll_event() {
                     match event {
                         ClientEvent::Response { id, result } => {
-                            self.completions.push_back((id, result.map_err(Error::from)));
+                            self.completions
+                                .push_back((id, result.map_err(Error::from)));
                         }
                         ClientEvent::Closed { reason } => self.closed = Some(reason),
                         _ => {}

@@ -99,4 +99,3 @@ pub struct ServerStats {
     /// Connections being served now.
     pub active: u64,
 }
-

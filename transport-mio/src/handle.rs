@@ -104,7 +104,9 @@ impl ServerHandle {
     /// the server is dropped).
     #[must_use]
     pub fn stats(&self) -> crate::ServerStats {
-        self.shared.upgrade().map_or_else(Default::default, |s| s.queue().stats)
+        self.shared
+            .upgrade()
+            .map_or_else(Default::default, |s| s.queue().stats)
     }
 
     /// [`crate::Server::active`], readable from any thread (0 once the server is
@@ -116,4 +118,3 @@ impl ServerHandle {
             .map_or(0, |s| s.active.load(Ordering::Relaxed))
     }
 }
-

@@ -104,8 +104,8 @@ mod io;
 mod server;
 
 pub use client::{Client, Completion};
-pub use error::Error;
 pub use config::{Executor, ServerConfig, ServerStats};
+pub use error::Error;
 pub use handle::ServerHandle;
 pub use server::{READ_CHUNK, Server};
 pub use ttrpc_core::{

@@ -8,11 +8,11 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use crate::config::{ServerConfig, ServerStats};
+use crate::handle::{Queue, Reply, ServerHandle, Shared, ShutdownRequest};
 use mio::event::Event;
 use mio::net::{UnixListener, UnixStream};
 use mio::{Events, Interest, Poll, Token, Waker};
-use crate::config::{ServerConfig, ServerStats};
-use crate::handle::{Queue, Reply, ServerHandle, Shared, ShutdownRequest};
 use nix::errno::Errno;
 use ttrpc_core::{
     ConnectionError, IncomingRequest, Registry, Responder, ServerConnection, ServerEvent,
@@ -538,7 +538,11 @@ impl Server {
             }
         }
         let finished = conn.core.is_idle() && (conn.core.is_closed() || self.shutting_down);
-        let held = if finished { 0 } else { conn.core.buffered_bytes() };
+        let held = if finished {
+            0
+        } else {
+            conn.core.buffered_bytes()
+        };
         if held != conn.accounted {
             if held > conn.accounted {
                 self.shared

@@ -42,7 +42,8 @@ fn a_thousand_connections_leave_no_fd_behind() {
     // And mio clients, each with its own Poll, one after another.
     for _ in 0..20 {
         let c = LoopClient::connect(&format!("unix://{}", server.socket.display()));
-        c.call_raw("Echo", b"x", &CallOptions::default()).expect("echo");
+        c.call_raw("Echo", b"x", &CallOptions::default())
+            .expect("echo");
     }
     let t0 = Instant::now();
     while server.handle.active() > 0 || fd_count() > with_server {

@@ -50,7 +50,10 @@ fn go_client_against_mio_server() {
     interop::run_go_client_cases(&ours.socket);
     interop::check_no_oversized_response(&ours.socket);
     let took = ours.shutdown(Duration::from_secs(10));
-    assert!(took < Duration::from_secs(10), "graceful shutdown took {took:?}");
+    assert!(
+        took < Duration::from_secs(10),
+        "graceful shutdown took {took:?}"
+    );
 }
 
 #[test]

@@ -39,8 +39,13 @@ fn over_the_fd_limit_connections_wait_and_the_server_recovers() {
     // clients take no descriptor from what the server may use.
     let sockets: Vec<_> = (0..100)
         .map(|_| {
-            socket(AddressFamily::Unix, SockType::Stream, SockFlag::SOCK_CLOEXEC, None)
-                .expect("socket")
+            socket(
+                AddressFamily::Unix,
+                SockType::Stream,
+                SockFlag::SOCK_CLOEXEC,
+                None,
+            )
+            .expect("socket")
         })
         .collect();
     let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).expect("getrlimit");

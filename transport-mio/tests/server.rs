@@ -53,11 +53,12 @@ impl Embedded {
     /// One loop turn, waiting at most 10 ms.
     fn turn(&mut self) {
         let cap = Duration::from_millis(10);
-        let timeout = self
-            .server
-            .poll_timeout()
-            .map_or(cap, |at| at.saturating_duration_since(Instant::now()).min(cap));
-        self.poll.poll(&mut self.events, Some(timeout)).expect("poll");
+        let timeout = self.server.poll_timeout().map_or(cap, |at| {
+            at.saturating_duration_since(Instant::now()).min(cap)
+        });
+        self.poll
+            .poll(&mut self.events, Some(timeout))
+            .expect("poll");
         for event in &self.events {
             assert!(self.server.handle_event(event), "only server tokens here");
         }
@@ -179,10 +180,16 @@ fn a_peer_that_never_reads_is_bounded_and_stops_being_read() {
     while !flood.is_finished() {
         e.turn();
         most = most.max(e.server.buffered_bytes());
-        assert!(t0.elapsed() < Duration::from_secs(30), "flood never blocked");
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "flood never blocked"
+        );
     }
     let (_flooder, sent) = flood.join().unwrap();
-    assert!(sent < 10_000, "the server kept reading a peer that never reads");
+    assert!(
+        sent < 10_000,
+        "the server kept reading a peer that never reads"
+    );
     assert!(most <= bound, "held {most} bytes > bound {bound}");
     // Everyone else is still served.
     let socket = e.socket.clone();
@@ -223,7 +230,9 @@ fn answers_later_from_the_loop_and_from_other_threads() {
         write_request(&mut s, 1, "Later", b"");
         write_request(&mut s, 3, "Later", b"");
         write_request(&mut s, 5, "Echo", b"now");
-        let mut ids: Vec<u32> = (0..3).map(|_| read_frame(&mut s).unwrap().stream_id).collect();
+        let mut ids: Vec<u32> = (0..3)
+            .map(|_| read_frame(&mut s).unwrap().stream_id)
+            .collect();
         ids.sort_unstable();
         ids
     });
@@ -303,7 +312,10 @@ fn graceful_shutdown_finishes_in_flight_calls_then_closes() {
     e.until("parked", |_| parked.lock().unwrap().len() == 1);
     e.server.shutdown(Duration::from_secs(20));
     assert!(!e.socket.exists(), "socket file removed at once");
-    assert!(UnixStream::connect(&e.socket).is_err(), "no longer accepting");
+    assert!(
+        UnixStream::connect(&e.socket).is_err(),
+        "no longer accepting"
+    );
     for _ in 0..10 {
         e.turn();
     }
@@ -340,28 +352,73 @@ fn socket_file_rules_are_ttrpc_std_rules() {
     let poll = Poll::new().unwrap();
     let path = dir.path().join("s.sock");
     let addr = format!("unix://{}", path.display());
-    let server = Server::bind(&addr, Registry::new(), ServerConfig::default(), poll.registry(), 0..10)
-        .unwrap();
+    let server = Server::bind(
+        &addr,
+        Registry::new(),
+        ServerConfig::default(),
+        poll.registry(),
+        0..10,
+    )
+    .unwrap();
     let mode = std::fs::metadata(&path).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o600);
     // A live socket is in use.
-    let again = Server::bind(&addr, Registry::new(), ServerConfig::default(), poll.registry(), 10..20);
-    assert!(matches!(again, Err(Error::Address(ttrpc_std::Error::AddrInUse(_)))), "{again:?}");
+    let again = Server::bind(
+        &addr,
+        Registry::new(),
+        ServerConfig::default(),
+        poll.registry(),
+        10..20,
+    );
+    assert!(
+        matches!(again, Err(Error::Address(ttrpc_std::Error::AddrInUse(_)))),
+        "{again:?}"
+    );
     drop(server);
     assert!(!path.exists(), "removed when the server goes");
     // A stale socket file is replaced.
     drop(std::os::unix::net::UnixListener::bind(&path).unwrap());
     let poll = Poll::new().unwrap();
-    let server = Server::bind(&addr, Registry::new(), ServerConfig::default(), poll.registry(), 0..10);
+    let server = Server::bind(
+        &addr,
+        Registry::new(),
+        ServerConfig::default(),
+        poll.registry(),
+        0..10,
+    );
     assert!(server.is_ok(), "{server:?}");
     drop(server);
     // A legacy abstract name is refused for listening; too few tokens too.
-    let refused = Server::bind("some-name", Registry::new(), ServerConfig::default(), poll.registry(), 0..10);
-    assert!(matches!(refused, Err(Error::Address(ttrpc_std::Error::AbstractRefused(_)))));
-    let few = Server::bind(&addr, Registry::new(), ServerConfig::default(), poll.registry(), 0..2);
+    let refused = Server::bind(
+        "some-name",
+        Registry::new(),
+        ServerConfig::default(),
+        poll.registry(),
+        0..10,
+    );
+    assert!(matches!(
+        refused,
+        Err(Error::Address(ttrpc_std::Error::AbstractRefused(_)))
+    ));
+    let few = Server::bind(
+        &addr,
+        Registry::new(),
+        ServerConfig::default(),
+        poll.registry(),
+        0..2,
+    );
     assert!(matches!(few, Err(Error::Tokens { .. })));
     // An explicit abstract name works.
     let name = format!("@ttrpc-mio-test-{}", std::process::id());
     let poll = Poll::new().unwrap();
-    assert!(Server::bind(&name, Registry::new(), ServerConfig::default(), poll.registry(), 0..10).is_ok());
+    assert!(
+        Server::bind(
+            &name,
+            Registry::new(),
+            ServerConfig::default(),
+            poll.registry(),
+            0..10
+        )
+        .is_ok()
+    );
 }

@@ -62,8 +62,8 @@ impl TestServer {
 
     pub(crate) fn start_at(address: &str, registry: Registry, config: ServerConfig) -> Self {
         let mut poll = Poll::new().expect("poll");
-        let mut server = Server::bind(address, registry, config, poll.registry(), 10..100_000)
-            .expect("bind");
+        let mut server =
+            Server::bind(address, registry, config, poll.registry(), 10..100_000).expect("bind");
         let handle = server.handle();
         let thread = thread::spawn(move || server.run(&mut poll));
         let socket = PathBuf::from(address.strip_prefix("unix://").unwrap_or(address));
