@@ -72,6 +72,18 @@
 //! }
 //! ```
 //!
+//! # Typed stubs from `.proto` files (feature `codegen`)
+//!
+//! Add `ttrpc-core = { version = "0.1", features = ["codegen"] }` to
+//! `[build-dependencies]` and call [`codegen::compile`] (or hand
+//! `codegen::Generator` to your own prost-build config) from `build.rs`.
+//! For each service the generator writes a client stub over any
+//! [`stub::UnaryCall`] transport (`ttrpc-std`'s `Client` implements it), a
+//! server trait whose methods get the decoded request and a typed
+//! [`stub::Reply`] (answer now or later), and `register_<service>` to route
+//! it on a [`Registry`]. No `protoc` is needed (protox parses). See the
+//! `codegen` module docs (built with the feature) for the exact shapes.
+//!
 //! [ttrpc]: https://github.com/containerd/ttrpc
 
 #![forbid(unsafe_code)]
@@ -80,6 +92,8 @@
 
 mod client;
 mod code;
+#[cfg(feature = "codegen")]
+pub mod codegen;
 mod config;
 mod decoder;
 mod error;
@@ -88,6 +102,7 @@ mod message;
 mod server;
 mod service;
 mod stream;
+pub mod stub;
 mod timer;
 mod tx;
 

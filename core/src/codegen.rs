@@ -1,0 +1,290 @@
+//! Typed ttrpc stubs from `.proto` services, for `build.rs` (feature
+//! `codegen`).
+//!
+//! [`Generator`] is a prost-build [`ServiceGenerator`]. For each service
+//! `package.Name` it writes, next to prost's messages:
+//!
+//! | item | what it is |
+//! |---|---|
+//! | `pub const NAME_SERVICE: &str` | the ttrpc service name, `"package.Name"` |
+//! | `pub struct NameClient<C>` | a client stub over any [`UnaryCall`](crate::stub::UnaryCall) `C` (e.g. `ttrpc_std::Client` or `&Client`): one method per rpc, `fn rpc(&self, &Req, &CallOptions) -> Result<Resp, C::Error>` |
+//! | `pub trait Name: Send + Sync + 'static` | the server side: one method per rpc, `fn rpc(&self, ctx: &IncomingRequest, req: Req, reply: Reply<Resp>)`; each defaults to answering `Unimplemented` (`method Rpc`), as Go's `UnimplementedNameServer` does. Keep the [`Reply`](crate::stub::Reply) to answer later from any thread (a shim's `Wait`) |
+//! | `pub fn register_name(&mut Registry, Arc<impl Name + ?Sized>)` | routes every rpc of the service on a [`Registry`](crate::Registry); a request that does not decode is answered `InvalidArgument` |
+//!
+//! Method names are prost-build's snake-case names (`CloseIO` →
+//! `close_io`); the ttrpc method name sent on the wire is the rpc's proto
+//! name. `google.protobuf.Empty` is mapped to `()` by prost-build, which
+//! encodes as an empty payload: `client.pause(&(), &opts)` returns
+//! `Result<(), _>`. Streaming rpcs are skipped (a comment says so): this
+//! engine is unary only.
+//!
+//! # Use
+//!
+//! ```toml
+//! [dependencies]
+//! ttrpc-core = "0.1"
+//! ttrpc-std = "0.1"          # or any transport implementing UnaryCall
+//!
+//! [build-dependencies]
+//! ttrpc-core = { version = "0.1", features = ["codegen"] }
+//! ```
+//!
+//! ```no_run
+//! // build.rs
+//! fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     ttrpc_core::codegen::compile(&["proto/echo.proto"], &["proto"], |_config| {})
+//! }
+//! ```
+//!
+//! and in the crate, `include!(concat!(env!("OUT_DIR"), "/my.package.rs"));`
+//! (prost-build names each file after its proto package). No `protoc` is
+//! needed: [`compile`] parses with protox. For more control build a
+//! [`prost_build::Config`] yourself and pass
+//! `Box::new(Generator::new())` to `Config::service_generator`.
+//!
+//! The generated code names only `::ttrpc_core` (and `std`, `prost`
+//! through it); [`Generator::core_path`] changes that root, e.g. for a
+//! crate that re-exports ttrpc-core.
+
+use std::error::Error;
+use std::fmt::Write as _;
+use std::path::Path;
+
+pub use prost_build;
+pub use prost_build::{Method, Service, ServiceGenerator};
+pub use prost_types;
+pub use protox;
+
+/// The prost-build service generator writing ttrpc client stubs, server
+/// traits and registration functions (see the [module docs](self)).
+#[derive(Debug, Clone)]
+pub struct Generator {
+    core_path: String,
+    client: bool,
+    server: bool,
+}
+
+impl Default for Generator {
+    fn default() -> Self {
+        Self {
+            core_path: "::ttrpc_core".to_owned(),
+            client: true,
+            server: true,
+        }
+    }
+}
+
+impl Generator {
+    /// Clients and servers, naming `::ttrpc_core`.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The Rust path generated code uses for ttrpc-core (default
+    /// `::ttrpc_core`).
+    #[must_use]
+    pub fn core_path(mut self, path: impl Into<String>) -> Self {
+        self.core_path = path.into();
+        self
+    }
+
+    /// Whether to write client stubs (default true).
+    #[must_use]
+    pub fn client(mut self, on: bool) -> Self {
+        self.client = on;
+        self
+    }
+
+    /// Whether to write server traits and `register_*` (default true).
+    #[must_use]
+    pub fn server(mut self, on: bool) -> Self {
+        self.server = on;
+        self
+    }
+}
+
+/// `UpperCamel` → `UPPER_SNAKE`.
+fn upper_snake(name: &str) -> String {
+    let mut out = String::with_capacity(name.len() + 4);
+    let mut prev_lower = false;
+    for c in name.chars() {
+        if c.is_ascii_uppercase() && prev_lower {
+            out.push('_');
+        }
+        prev_lower = c.is_ascii_lowercase() || c.is_ascii_digit();
+        out.push(c.to_ascii_uppercase());
+    }
+    out
+}
+
+fn doc_lines(buf: &mut String, indent: &str, comments: &prost_build::Comments) {
+    for line in &comments.leading {
+        // Keep comment text literal: no code blocks, no intra-doc links.
+        let line = line.trim_end().replace('[', "\\[").replace(']', "\\]");
+        let line = line.trim_start();
+        if line.is_empty() {
+            let _ = writeln!(buf, "{indent}///");
+        } else {
+            let _ = writeln!(buf, "{indent}/// {line}");
+        }
+    }
+}
+
+impl ServiceGenerator for Generator {
+    fn generate(&mut self, service: Service, buf: &mut String) {
+        let core = &self.core_path;
+        let full = if service.package.is_empty() {
+            service.proto_name.clone()
+        } else {
+            format!("{}.{}", service.package, service.proto_name)
+        };
+        let konst = format!("{}_SERVICE", upper_snake(&service.name));
+        let unary: Vec<&Method> = service
+            .methods
+            .iter()
+            .filter(|m| !m.client_streaming && !m.server_streaming)
+            .collect();
+
+        let _ = writeln!(buf, "/// The ttrpc service name of `{full}`.");
+        let _ = writeln!(buf, "pub const {konst}: &str = \"{full}\";");
+        for m in service
+            .methods
+            .iter()
+            .filter(|m| m.client_streaming || m.server_streaming)
+        {
+            let _ = writeln!(
+                buf,
+                "// `{full}/{}` is a streaming rpc: not generated (unary only).",
+                m.proto_name
+            );
+        }
+
+        if self.client {
+            let client = format!("{}Client", service.name);
+            let _ = writeln!(
+                buf,
+                "/// A client for `{full}` over any [`{core}::stub::UnaryCall`]."
+            );
+            let _ = writeln!(buf, "#[derive(Debug, Clone)]");
+            let _ = writeln!(buf, "pub struct {client}<C> {{\n    inner: C,\n}}");
+            let _ = writeln!(buf, "impl<C> {client}<C> {{");
+            let _ = writeln!(
+                buf,
+                "    /// A stub calling through `inner`.\n    pub fn new(inner: C) -> Self {{\n        Self {{ inner }}\n    }}"
+            );
+            let _ = writeln!(
+                buf,
+                "    /// The transport.\n    pub fn inner(&self) -> &C {{\n        &self.inner\n    }}"
+            );
+            let _ = writeln!(
+                buf,
+                "    /// The transport, by value.\n    pub fn into_inner(self) -> C {{\n        self.inner\n    }}"
+            );
+            let _ = writeln!(buf, "}}");
+            let _ = writeln!(buf, "impl<C: {core}::stub::UnaryCall> {client}<C> {{");
+            for m in &unary {
+                doc_lines(buf, "    ", &m.comments);
+                let _ = writeln!(
+                    buf,
+                    "    /// Calls `{full}/{}`.\n    ///\n    /// # Errors\n    /// The transport's error, including a non-OK status and an answer that does not decode.",
+                    m.proto_name
+                );
+                let _ = writeln!(
+                    buf,
+                    "    pub fn {name}(&self, request: &{input}, options: &{core}::CallOptions) -> ::core::result::Result<{output}, C::Error> {{\n        {core}::stub::call(&self.inner, {konst}, \"{proto}\", request, options)\n    }}",
+                    name = m.name,
+                    input = m.input_type,
+                    output = m.output_type,
+                    proto = m.proto_name,
+                );
+            }
+            let _ = writeln!(buf, "}}");
+        }
+
+        if self.server {
+            let tr = &service.name;
+            doc_lines(buf, "", &service.comments);
+            let _ = writeln!(
+                buf,
+                "/// The server side of `{full}`: register an implementation with [`register_{}`].\n///\n/// Every method answers through its `reply`, now or later, from any thread; the defaults answer `Unimplemented`.",
+                m_snake(tr)
+            );
+            let _ = writeln!(
+                buf,
+                "pub trait {tr}: ::core::marker::Send + ::core::marker::Sync + 'static {{"
+            );
+            for m in &unary {
+                doc_lines(buf, "    ", &m.comments);
+                let _ = writeln!(buf, "    /// Handles `{full}/{}`.", m.proto_name);
+                let _ = writeln!(
+                    buf,
+                    "    fn {name}(&self, ctx: &{core}::IncomingRequest, request: {input}, reply: {core}::stub::Reply<{output}>) {{\n        let _ = (ctx, request);\n        reply.error({core}::stub::unimplemented(\"{proto}\"));\n    }}",
+                    name = m.name,
+                    input = m.input_type,
+                    output = m.output_type,
+                    proto = m.proto_name,
+                );
+            }
+            let _ = writeln!(buf, "}}");
+            let _ = writeln!(
+                buf,
+                "/// Routes every rpc of `{full}` to `service` on `registry`.\npub fn register_{snake}<S: {tr} + ?Sized>(registry: &mut {core}::Registry, service: ::std::sync::Arc<S>) {{",
+                snake = m_snake(tr)
+            );
+            for m in &unary {
+                let _ = writeln!(
+                    buf,
+                    "    {{\n        let s = ::std::sync::Arc::clone(&service);\n        registry.register({konst}, \"{proto}\", move |req: {core}::IncomingRequest, r: {core}::Responder| {{\n            {core}::stub::serve(req, r, |ctx, m: {input}, reply: {core}::stub::Reply<{output}>| s.{name}(ctx, m, reply));\n        }});\n    }}",
+                    name = m.name,
+                    input = m.input_type,
+                    output = m.output_type,
+                    proto = m.proto_name,
+                );
+            }
+            let _ = writeln!(buf, "    let _ = service;\n}}");
+        }
+    }
+}
+
+/// `UpperCamel` → `snake_case`.
+fn m_snake(name: &str) -> String {
+    upper_snake(name).to_ascii_lowercase()
+}
+
+/// Compiles `protos` (searched in `includes`) with protox and prost-build
+/// and [`Generator::new`], writing one `<package>.rs` per proto package to
+/// `OUT_DIR`. `configure` adjusts the prost-build config first (e.g.
+/// `bytes`, `extern_path`, `type_attribute`). Prints `rerun-if-changed`
+/// for every file given.
+///
+/// # Errors
+/// A proto that does not parse or resolve, or an IO error writing output.
+pub fn compile(
+    protos: &[impl AsRef<Path>],
+    includes: &[impl AsRef<Path>],
+    configure: impl FnOnce(&mut prost_build::Config),
+) -> Result<(), Box<dyn Error>> {
+    for p in protos {
+        println!("cargo:rerun-if-changed={}", p.as_ref().display());
+    }
+    let fds = protox::compile(protos, includes)?;
+    let mut config = prost_build::Config::new();
+    config.service_generator(Box::new(Generator::new()));
+    configure(&mut config);
+    config.compile_fds(fds)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        assert_eq!(upper_snake("Task"), "TASK");
+        assert_eq!(upper_snake("ShimV1"), "SHIM_V1");
+        assert_eq!(upper_snake("TTRPCEvents"), "TTRPCEVENTS");
+        assert_eq!(m_snake("EchoService"), "echo_service");
+    }
+}
