@@ -390,3 +390,19 @@ impl Canceller {
         }
     }
 }
+
+/// Lets generated client stubs (`ttrpc-core`'s `codegen` feature) call
+/// through this client: `TaskClient::new(&client)`.
+impl ttrpc_core::stub::UnaryCall for Client {
+    type Error = Error;
+
+    fn call_raw(
+        &self,
+        service: &str,
+        method: &str,
+        payload: &[u8],
+        options: &CallOptions,
+    ) -> Result<Bytes, Error> {
+        Self::call_raw(self, service, method, payload, options)
+    }
+}
