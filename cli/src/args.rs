@@ -1,0 +1,393 @@
+//! The command line (lexopt): global flags go before or after the
+//! subcommand; words after `--` are an exec's command.
+
+use std::ffi::OsString;
+use std::time::Duration;
+
+use crate::Fail;
+
+pub(crate) const USAGE: &str = "\
+usage: shimctl [GLOBAL FLAGS] COMMAND [FLAGS] [ARGS] [-- EXEC ARGS]
+       shimctl --help";
+
+pub(crate) const HELP: &str = "\
+shimctl: talk to a containerd shim over ttrpc (task v3, task v2, shim v1)
+
+usage: shimctl [GLOBAL FLAGS] COMMAND [FLAGS] [ARGS] [-- EXEC ARGS]
+
+Global flags (before or after the command):
+  --socket ADDR        the shim's address: unix://PATH, @NAME (abstract),
+                       a path to a socket file, or a bare NAME that is not a
+                       socket file: the abstract \\0NAME\\0 the original
+                       `ctr shim --socket` dialled (v1 shims listen there)
+  --id ID              container id; sent in every v2/v3 request, so
+                       required for them even with --socket. Without
+                       --socket the address is derived as containerd 1.6's
+                       `ctr shim --id`: /run/containerd/s/<sha256(ADDRESS/NS/ID)>,
+                       then the abstract \\0/containerd-shim/NS/ID/shim.sock
+  -n, --namespace NS   namespace (default: $CONTAINERD_NAMESPACE or `default`)
+  --address PATH       containerd address hashed into the socket name
+                       (default /run/containerd/containerd.sock)
+  --api auto|v3|v2|v1  shim API (default auto: v3, then v2, then v1, moving
+                       on only when the shim does not implement the service)
+  --timeout DURATION   per-call timeout, e.g. 5s, 500ms, 1m30s (default 10s
+                       for every call except wait, which has none)
+  --exec-id E          act on exec process E instead of the init process
+  -h, --help           this help
+
+Commands:
+  create --bundle DIR [--stdin F] [--stdout F] [--stderr F] [--tty]
+         [--runtime NAME]     create the task; prints its pid. Stdio paths
+                              that do not exist are created as fifos; an
+                              existing file is used as is (never truncated).
+                              --runtime is for v1 only (default runc)
+  start [ID]                  start the task (or --exec-id); prints the pid
+  state [ID]                  print the state as JSON (like `ctr shim state`)
+  delete [ID]                 delete the task (or --exec-id); prints
+                              `container deleted and returned exit status N`
+  exec EXEC_ID [--stdin F] [--stdout F] [--stderr F] [-t|--tty] [-a|--attach]
+       [-e|--env K=V]... [--cwd DIR] [--spec FILE] [-- ARGS...]
+                              run a process in the container; prints
+                              `exec running with pid N`. Without --spec the
+                              process comes from the bundle's config.json
+                              with ARGS, --env, --cwd and --tty applied.
+                              --attach copies the fifos to and from this
+                              terminal (raw mode and resizes with --tty)
+  kill [--signal SIG] [--all] send a signal (SIGTERM, TERM or 15; default
+                              SIGTERM)
+  wait                        wait for exit; prints `exit status N at TIME`
+  pids                        list processes as JSON
+  stats                       print the task's metrics as JSON
+  pause | resume              freeze or thaw the container
+  close-io [--stdin]          close the process's stdin
+  resize --width W --height H resize the process's pty
+  connect                     print the shim and task pids as JSON
+  shutdown [--now]            ask the shim to exit (v1: ShimInfo, then
+                              SIGKILL to the shim)
+  decode [FILE]               decode raw ttrpc frames (default stdin) and
+                              print each frame as JSON
+
+Shim v1 (`containerd-shim`): the id in each request is the process
+(--exec-id if given, else the container id); delete --exec-id calls
+DeleteProcess; pids calls ListPids; connect and stats are not in the v1 API.
+
+Exit status:
+  0  success
+  1  the shim answered an error status (printed as one line: code name and
+     message), or a call failed after connecting
+  2  usage error
+  3  the shim could not be reached (every address tried is named)
+  4  the command is not supported by the shim's API
+";
+
+/// Which API to speak.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ApiSel {
+    Auto,
+    V3,
+    V2,
+    V1,
+}
+
+/// Everything the command line said.
+#[derive(Debug, Clone)]
+pub(crate) struct Opts {
+    pub(crate) cmd: String,
+    pub(crate) positionals: Vec<String>,
+    /// Words after `--`.
+    pub(crate) words: Vec<String>,
+    pub(crate) socket: Option<String>,
+    pub(crate) id: Option<String>,
+    pub(crate) namespace: String,
+    pub(crate) address: String,
+    pub(crate) api: ApiSel,
+    pub(crate) timeout: Option<Duration>,
+    pub(crate) exec_id: Option<String>,
+    pub(crate) bundle: Option<String>,
+    pub(crate) stdin: Option<String>,
+    pub(crate) stdout: Option<String>,
+    pub(crate) stderr: Option<String>,
+    pub(crate) tty: bool,
+    pub(crate) runtime: Option<String>,
+    pub(crate) attach: bool,
+    pub(crate) env: Vec<String>,
+    pub(crate) cwd: Option<String>,
+    pub(crate) spec: Option<String>,
+    pub(crate) signal: Option<String>,
+    pub(crate) all: bool,
+    pub(crate) width: Option<u32>,
+    pub(crate) height: Option<u32>,
+    pub(crate) now: bool,
+    pub(crate) close_stdin: bool,
+}
+
+pub(crate) enum Command {
+    Help,
+    Run(Box<Opts>),
+}
+
+const COMMANDS: &[&str] = &[
+    "create", "start", "state", "delete", "exec", "kill", "wait", "pids", "stats", "pause",
+    "resume", "close-io", "resize", "connect", "shutdown", "decode",
+];
+
+/// `5s`, `500ms`, `1m30s`, `1.5h`, `250us`, `0`: Go's `time.ParseDuration`
+/// without the sign.
+pub(crate) fn parse_duration(s: &str) -> Option<Duration> {
+    if s == "0" {
+        return Some(Duration::ZERO);
+    }
+    let mut rest = s;
+    let mut total = 0f64;
+    if rest.is_empty() {
+        return None;
+    }
+    while !rest.is_empty() {
+        let n = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        let num: f64 = rest[..n].parse().ok()?;
+        rest = &rest[n..];
+        let u = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let scale = match &rest[..u] {
+            "ns" => 1e-9,
+            "us" | "µs" => 1e-6,
+            "ms" => 1e-3,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            _ => return None,
+        };
+        rest = &rest[u..];
+        total += num * scale;
+    }
+    Duration::try_from_secs_f64(total).ok()
+}
+
+fn usage(msg: impl Into<String>) -> Fail {
+    Fail::Usage(msg.into())
+}
+
+/// Parses the arguments after the program name.
+pub(crate) fn parse(argv: Vec<OsString>) -> Result<Command, Fail> {
+    use lexopt::prelude::*;
+
+    // Words after the first `--` are the exec command, kept verbatim.
+    let (head, words) = match argv.iter().position(|a| a == "--") {
+        Some(i) => (argv[..i].to_vec(), argv[i + 1..].to_vec()),
+        None => (argv, Vec::new()),
+    };
+    let words = words
+        .into_iter()
+        .map(|w| {
+            w.into_string()
+                .map_err(|w| usage(format!("not UTF-8: {w:?}")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+
+    let mut o = Opts {
+        cmd: String::new(),
+        positionals: Vec::new(),
+        words,
+        socket: None,
+        id: None,
+        namespace: std::env::var("CONTAINERD_NAMESPACE")
+            .ok()
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| "default".to_owned()),
+        address: "/run/containerd/containerd.sock".to_owned(),
+        api: ApiSel::Auto,
+        timeout: None,
+        exec_id: None,
+        bundle: None,
+        stdin: None,
+        stdout: None,
+        stderr: None,
+        tty: false,
+        runtime: None,
+        attach: false,
+        env: Vec::new(),
+        cwd: None,
+        spec: None,
+        signal: None,
+        all: false,
+        width: None,
+        height: None,
+        now: false,
+        close_stdin: false,
+    };
+    let mut p = lexopt::Parser::from_args(head);
+    let err = |e: lexopt::Error| usage(e.to_string());
+    let string = |p: &mut lexopt::Parser| -> Result<String, Fail> {
+        p.value().map_err(err)?.string().map_err(err)
+    };
+    let number = |p: &mut lexopt::Parser, what: &str| -> Result<u32, Fail> {
+        let v = string(p)?;
+        v.parse()
+            .map_err(|_| usage(format!("{what}: not a number: {v:?}")))
+    };
+    while let Some(arg) = p.next().map_err(err)? {
+        match arg {
+            Short('h') | Long("help") => return Ok(Command::Help),
+            Long("socket") => o.socket = Some(string(&mut p)?),
+            Long("id") => o.id = Some(string(&mut p)?),
+            Short('n') | Long("namespace") => o.namespace = string(&mut p)?,
+            Long("address") => o.address = string(&mut p)?,
+            Long("api") => {
+                o.api = match string(&mut p)?.as_str() {
+                    "auto" => ApiSel::Auto,
+                    "v3" | "3" => ApiSel::V3,
+                    "v2" | "2" => ApiSel::V2,
+                    "v1" | "1" => ApiSel::V1,
+                    other => {
+                        return Err(usage(format!(
+                            "--api: expected auto, v3, v2 or v1, got {other:?}"
+                        )));
+                    }
+                }
+            }
+            Long("timeout") => {
+                let v = string(&mut p)?;
+                o.timeout = Some(parse_duration(&v).ok_or_else(|| {
+                    usage(format!("--timeout: not a duration: {v:?} (e.g. 5s, 500ms)"))
+                })?);
+            }
+            Long("exec-id") => o.exec_id = Some(string(&mut p)?),
+            Long("bundle") => o.bundle = Some(string(&mut p)?),
+            Long("stdin") if o.cmd == "close-io" => o.close_stdin = true,
+            Long("stdin") => o.stdin = Some(string(&mut p)?),
+            Long("stdout") => o.stdout = Some(string(&mut p)?),
+            Long("stderr") => o.stderr = Some(string(&mut p)?),
+            Short('t') | Long("tty") => o.tty = true,
+            Long("runtime") => o.runtime = Some(string(&mut p)?),
+            Short('a') | Long("attach") => o.attach = true,
+            Short('e') | Long("env") => o.env.push(string(&mut p)?),
+            Long("cwd") => o.cwd = Some(string(&mut p)?),
+            Long("spec") => o.spec = Some(string(&mut p)?),
+            Long("signal") | Short('s') => o.signal = Some(string(&mut p)?),
+            Long("all") => o.all = true,
+            Long("width") => o.width = Some(number(&mut p, "--width")?),
+            Long("height") => o.height = Some(number(&mut p, "--height")?),
+            Long("now") => o.now = true,
+            Value(v) => {
+                let v = v.string().map_err(err)?;
+                if o.cmd.is_empty() {
+                    if !COMMANDS.contains(&v.as_str()) {
+                        return Err(usage(format!("unknown command {v:?}")));
+                    }
+                    o.cmd = v;
+                } else {
+                    o.positionals.push(v);
+                }
+            }
+            _ => return Err(usage(arg.unexpected().to_string())),
+        }
+    }
+    if o.cmd.is_empty() {
+        return Err(usage("no command given"));
+    }
+    let max_pos = match o.cmd.as_str() {
+        "start" | "state" | "delete" | "exec" | "decode" => 1,
+        _ => 0,
+    };
+    if o.positionals.len() > max_pos {
+        return Err(usage(format!(
+            "{}: unexpected argument {:?}",
+            o.cmd, o.positionals[max_pos]
+        )));
+    }
+    if !o.words.is_empty() && o.cmd != "exec" {
+        return Err(usage(format!("{}: takes no command after --", o.cmd)));
+    }
+    match o.cmd.as_str() {
+        "create" if o.bundle.is_none() => return Err(usage("create: --bundle DIR is required")),
+        "exec" if o.positionals.is_empty() => return Err(usage("exec: EXEC_ID is required")),
+        "resize" if o.width.is_none() || o.height.is_none() => {
+            return Err(usage("resize: --width and --height are required"));
+        }
+        _ => {}
+    }
+    if o.runtime.is_some() && o.cmd != "create" {
+        return Err(usage("--runtime is for create only"));
+    }
+    Ok(Command::Run(Box::new(o)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(args: &[&str]) -> Result<Opts, String> {
+        match parse(args.iter().map(OsString::from).collect()) {
+            Ok(Command::Run(o)) => Ok(*o),
+            Ok(Command::Help) => Err("help".into()),
+            Err(Fail::Usage(m)) => Err(m),
+            Err(other) => Err(format!("{other:?}")),
+        }
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("5s"), Some(Duration::from_secs(5)));
+        assert_eq!(parse_duration("500ms"), Some(Duration::from_millis(500)));
+        assert_eq!(parse_duration("1m30s"), Some(Duration::from_secs(90)));
+        assert_eq!(parse_duration("1.5s"), Some(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("0"), Some(Duration::ZERO));
+        for bad in ["", "5", "s", "5x", "-1s", "1e9999h"] {
+            assert_eq!(parse_duration(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn global_flags_anywhere_and_exec_words() {
+        let o = run(&[
+            "--id",
+            "c1",
+            "exec",
+            "-t",
+            "e1",
+            "-n",
+            "ns",
+            "-e",
+            "A=1",
+            "-e",
+            "B=2",
+            "--",
+            "sh",
+            "-c",
+            "echo --id",
+        ])
+        .unwrap();
+        assert_eq!(o.cmd, "exec");
+        assert_eq!(o.positionals, ["e1"]);
+        assert_eq!(o.id.as_deref(), Some("c1"));
+        assert_eq!(o.namespace, "ns");
+        assert!(o.tty);
+        assert_eq!(o.env, ["A=1", "B=2"]);
+        assert_eq!(o.words, ["sh", "-c", "echo --id"]);
+    }
+
+    #[test]
+    fn close_io_stdin_is_a_flag() {
+        let o = run(&["close-io", "--stdin", "--id", "x"]).unwrap();
+        assert!(o.close_stdin);
+        let o = run(&["exec", "e", "--stdin", "/tmp/in"]).unwrap();
+        assert_eq!(o.stdin.as_deref(), Some("/tmp/in"));
+    }
+
+    #[test]
+    fn usage_errors() {
+        assert!(run(&[]).is_err());
+        assert!(run(&["frobnicate"]).is_err());
+        assert!(run(&["create"]).unwrap_err().contains("--bundle"));
+        assert!(run(&["exec"]).unwrap_err().contains("EXEC_ID"));
+        assert!(run(&["state", "a", "b"]).is_err());
+        assert!(run(&["kill", "--", "x"]).is_err());
+        assert!(run(&["--api", "v9", "state"]).is_err());
+        assert!(run(&["--timeout", "soon", "state"]).is_err());
+        assert!(run(&["resize", "--width", "80"]).is_err());
+        assert_eq!(run(&["--help"]).unwrap_err(), "help");
+    }
+}

@@ -1,0 +1,916 @@
+//! Connecting (address derivation as `ctr shim --id`), API selection, and
+//! the commands.
+
+use std::cell::Cell;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ttrpc_core::{CallOptions, Code};
+use ttrpc_std::{Address, Client};
+
+use crate::Fail;
+use crate::args::{ApiSel, Opts};
+use crate::proto::{shim_v1 as v1, task, task_v3};
+use crate::wkt::{Any, Timestamp};
+use crate::{json, sha256, stdio};
+
+/// A shim API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Api {
+    V3,
+    V2,
+    V1,
+}
+
+impl Api {
+    fn service(self) -> &'static str {
+        match self {
+            Self::V3 => task_v3::TASK_SERVICE,
+            Self::V2 => task::TASK_SERVICE,
+            Self::V1 => v1::SHIM_SERVICE,
+        }
+    }
+}
+
+/// Go's `path.Clean` for absolute and relative slash paths.
+pub(crate) fn clean(path: &str) -> String {
+    let rooted = path.starts_with('/');
+    let mut parts: Vec<&str> = Vec::new();
+    for p in path.split('/') {
+        match p {
+            "" | "." => {}
+            ".." => {
+                if parts.last().is_some_and(|l| *l != "..") {
+                    parts.pop();
+                } else if !rooted {
+                    parts.push("..");
+                }
+            }
+            p => parts.push(p),
+        }
+    }
+    let joined = parts.join("/");
+    match (rooted, joined.is_empty()) {
+        (true, _) => format!("/{joined}"),
+        (false, true) => ".".to_owned(),
+        (false, false) => joined,
+    }
+}
+
+/// Go's `filepath.Join`: non-empty elements joined by `/`, then cleaned;
+/// all empty gives "".
+pub(crate) fn join(elems: &[&str]) -> String {
+    let kept: Vec<&str> = elems.iter().copied().filter(|e| !e.is_empty()).collect();
+    if kept.is_empty() {
+        String::new()
+    } else {
+        clean(&kept.join("/"))
+    }
+}
+
+/// The addresses `ctr shim --id` (containerd 1.6) tries, in order: the
+/// path socket `/run/containerd/s/<hex sha256(filepath.Join(ADDRESS, NS,
+/// ID))>`, then the pre-CVE-2020-15257 abstract
+/// `\0/containerd-shim/NS/ID/shim.sock` (dialled as Go dials `"\x00"+name`).
+pub(crate) fn derived_addresses(address: &str, namespace: &str, id: &str) -> Vec<Address> {
+    let hash = sha256::hex_digest(join(&[address, namespace, id]).as_bytes());
+    vec![
+        Address::Path(format!("/run/containerd/s/{hash}").into()),
+        Address::LegacyAbstract(format!("/containerd-shim/{namespace}/{id}/shim.sock")),
+    ]
+}
+
+/// A connected shim and the command line.
+pub(crate) struct Ctx {
+    o: Opts,
+    client: Arc<Client>,
+    /// The API the shim answered to (fixed after the first call in auto).
+    api: Cell<Option<Api>>,
+}
+
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+const SPEC_TYPE_URL: &str = "types.containerd.io/opencontainers/runtime-spec/1/Process";
+
+fn status_unimplemented_service(e: &Fail, service: &str) -> bool {
+    match e {
+        Fail::Rpc(ttrpc_std::Error::Status(s)) => {
+            s.code == Code::Unimplemented && s.message.trim() == format!("service {service}")
+        }
+        _ => false,
+    }
+}
+
+impl Ctx {
+    pub(crate) fn connect(o: Opts) -> Result<Self, Fail> {
+        let candidates = match &o.socket {
+            Some(s) => vec![Address::parse(s).map_err(|e| Fail::Usage(format!("--socket: {e}")))?],
+            None => {
+                let id = o.positionals_id().ok_or_else(|| {
+                    Fail::Usage("--id ID (or --socket ADDR) is required to find the shim".into())
+                })?;
+                derived_addresses(&o.address, &o.namespace, &id)
+            }
+        };
+        if o.cmd == "exec" && o.attach && o.tty {
+            // Before any thread exists (the client starts one).
+            stdio::block_signals();
+        }
+        let mut tried = Vec::new();
+        for addr in &candidates {
+            match addr.connect().and_then(Client::new) {
+                Ok(client) => {
+                    return Ok(Self {
+                        o,
+                        client: Arc::new(client),
+                        api: Cell::new(None),
+                    });
+                }
+                Err(ttrpc_std::Error::Io { source, .. }) => tried.push(format!("{addr}: {source}")),
+                Err(e) => tried.push(format!("{addr}: {e}")),
+            }
+        }
+        Err(Fail::Unreachable(format!(
+            "could not reach the shim; tried {}",
+            tried.join("; ")
+        )))
+    }
+
+    fn opts(&self) -> CallOptions {
+        CallOptions {
+            timeout: Some(self.o.timeout.unwrap_or(DEFAULT_TIMEOUT)),
+            ..CallOptions::default()
+        }
+    }
+
+    /// The container id: the positional ID where the command takes one,
+    /// else `--id`.
+    fn cid(&self) -> Result<String, Fail> {
+        self.o
+            .positionals_id()
+            .ok_or_else(|| Fail::Usage(format!("{}: --id ID is required", self.o.cmd)))
+    }
+
+    /// The exec id, "" for the init process.
+    fn eid(&self) -> String {
+        self.o.exec_id.clone().unwrap_or_default()
+    }
+
+    /// The v1 process id: `--exec-id` if given, else the container id.
+    fn v1_id(&self) -> Result<String, Fail> {
+        match &self.o.exec_id {
+            Some(e) => Ok(e.clone()),
+            None => self.cid(),
+        }
+    }
+
+    fn v2(&self) -> task::TaskClient<&Client> {
+        task::TaskClient::new(&self.client)
+    }
+
+    fn v3(&self) -> task_v3::TaskClient<&Client> {
+        task_v3::TaskClient::new(&self.client)
+    }
+
+    fn v1(&self) -> v1::ShimClient<&Client> {
+        v1::ShimClient::new(&self.client)
+    }
+
+    /// Runs `f` with each candidate API until one implements its service.
+    fn each<T>(&self, mut f: impl FnMut(Api) -> Result<T, Fail>) -> Result<T, Fail> {
+        if let Some(api) = self.api.get() {
+            return f(api);
+        }
+        let order: &[Api] = match self.o.api {
+            ApiSel::Auto => &[Api::V3, Api::V2, Api::V1],
+            ApiSel::V3 => &[Api::V3],
+            ApiSel::V2 => &[Api::V2],
+            ApiSel::V1 => &[Api::V1],
+        };
+        let mut last = None;
+        for &api in order {
+            match f(api) {
+                Err(e) if status_unimplemented_service(&e, api.service()) => last = Some(e),
+                other => {
+                    if !matches!(other, Err(Fail::Unsupported(_) | Fail::Usage(_))) {
+                        self.api.set(Some(api));
+                    }
+                    return other;
+                }
+            }
+        }
+        Err(last.unwrap_or_else(|| Fail::Other("no API to try".into())))
+    }
+
+    pub(crate) fn dispatch(&self) -> Result<(), Fail> {
+        match self.o.cmd.as_str() {
+            "create" => self.create(),
+            "start" => self.start(),
+            "state" => self.state(),
+            "delete" => self.delete(),
+            "exec" => self.exec(),
+            "kill" => self.kill(),
+            "wait" => self.wait(),
+            "pids" => self.pids(),
+            "stats" => self.stats(),
+            "pause" => self.pause(true),
+            "resume" => self.pause(false),
+            "close-io" => self.close_io(),
+            "resize" => self.resize(self.o.width.unwrap_or(0), self.o.height.unwrap_or(0)),
+            "connect" => self.connect_cmd(),
+            "shutdown" => self.shutdown(),
+            other => Err(Fail::Usage(format!("unknown command {other:?}"))),
+        }
+    }
+
+    fn stdio_paths(&self) -> Result<[String; 3], Fail> {
+        let mut out: [String; 3] = Default::default();
+        for (slot, p) in out
+            .iter_mut()
+            .zip([&self.o.stdin, &self.o.stdout, &self.o.stderr])
+        {
+            if let Some(p) = p {
+                stdio::prepare_fifo(p)?;
+                *slot = stdio::absolute(p);
+            }
+        }
+        Ok(out)
+    }
+
+    fn create(&self) -> Result<(), Fail> {
+        let bundle = stdio::absolute(self.o.bundle.as_deref().unwrap_or("."));
+        let id = self.cid()?;
+        let [stdin, stdout, stderr] = self.stdio_paths()?;
+        let pid = self.each(|api| {
+            if self.o.runtime.is_some() && api != Api::V1 {
+                return Err(Fail::Usage("--runtime is for the v1 API only".into()));
+            }
+            let req = task::CreateTaskRequest {
+                id: id.clone(),
+                bundle: bundle.clone(),
+                terminal: self.o.tty,
+                stdin: stdin.clone(),
+                stdout: stdout.clone(),
+                stderr: stderr.clone(),
+                ..Default::default()
+            };
+            Ok(match api {
+                Api::V3 => self.v3().create(&req, &self.opts())?.pid,
+                Api::V2 => self.v2().create(&req, &self.opts())?.pid,
+                Api::V1 => {
+                    let req = v1::CreateTaskRequest {
+                        id: id.clone(),
+                        bundle: bundle.clone(),
+                        runtime: self.o.runtime.clone().unwrap_or_else(|| "runc".into()),
+                        terminal: self.o.tty,
+                        stdin: stdin.clone(),
+                        stdout: stdout.clone(),
+                        stderr: stderr.clone(),
+                        ..Default::default()
+                    };
+                    self.v1().create(&req, &self.opts())?.pid
+                }
+            })
+        })?;
+        println!("{pid}");
+        Ok(())
+    }
+
+    fn start_process(&self, id: &str, exec_id: &str) -> Result<u32, Fail> {
+        self.each(|api| {
+            let req = task::StartRequest {
+                id: id.to_owned(),
+                exec_id: exec_id.to_owned(),
+            };
+            Ok(match api {
+                Api::V3 => self.v3().start(&req, &self.opts())?.pid,
+                Api::V2 => self.v2().start(&req, &self.opts())?.pid,
+                Api::V1 => {
+                    let pid = if exec_id.is_empty() { id } else { exec_id };
+                    let req = v1::StartRequest { id: pid.to_owned() };
+                    self.v1().start(&req, &self.opts())?.pid
+                }
+            })
+        })
+    }
+
+    fn start(&self) -> Result<(), Fail> {
+        let pid = self.start_process(&self.cid()?, &self.eid())?;
+        println!("{pid}");
+        Ok(())
+    }
+
+    fn state(&self) -> Result<(), Fail> {
+        let out = self.each(|api| {
+            Ok(match api {
+                Api::V1 => {
+                    let req = v1::StateRequest { id: self.v1_id()? };
+                    json::pretty(&self.v1().state(&req, &self.opts())?)
+                }
+                _ => {
+                    let req = task::StateRequest {
+                        id: self.cid()?,
+                        exec_id: self.eid(),
+                    };
+                    let resp = if api == Api::V3 {
+                        self.v3().state(&req, &self.opts())?
+                    } else {
+                        self.v2().state(&req, &self.opts())?
+                    };
+                    json::pretty(&resp)
+                }
+            })
+        })?;
+        print!("{out}");
+        Ok(())
+    }
+
+    /// The container's bundle directory (from State).
+    fn bundle(&self) -> Result<String, Fail> {
+        self.each(|api| {
+            Ok(match api {
+                Api::V1 => {
+                    let req = v1::StateRequest { id: self.cid()? };
+                    self.v1().state(&req, &self.opts())?.bundle
+                }
+                _ => {
+                    let req = task::StateRequest {
+                        id: self.cid()?,
+                        exec_id: String::new(),
+                    };
+                    if api == Api::V3 {
+                        self.v3().state(&req, &self.opts())?.bundle
+                    } else {
+                        self.v2().state(&req, &self.opts())?.bundle
+                    }
+                }
+            })
+        })
+    }
+
+    fn delete(&self) -> Result<(), Fail> {
+        let (status, _) = self.each(|api| {
+            let r = match api {
+                Api::V1 => match &self.o.exec_id {
+                    Some(e) => {
+                        let req = v1::DeleteProcessRequest { id: e.clone() };
+                        self.v1().delete_process(&req, &self.opts())?
+                    }
+                    None => self.v1().delete(&(), &self.opts())?,
+                }
+                .pipe(|r| (r.exit_status, r.exited_at)),
+                _ => {
+                    let req = task::DeleteRequest {
+                        id: self.cid()?,
+                        exec_id: self.eid(),
+                    };
+                    let r = if api == Api::V3 {
+                        self.v3().delete(&req, &self.opts())?
+                    } else {
+                        self.v2().delete(&req, &self.opts())?
+                    };
+                    (r.exit_status, r.exited_at)
+                }
+            };
+            Ok(r)
+        })?;
+        println!("container deleted and returned exit status {status}");
+        Ok(())
+    }
+
+    /// The OCI `Process` to run: `--spec FILE` as is, else the bundle's
+    /// `config.json` process with the command line applied.
+    fn exec_spec(&self) -> Result<Vec<u8>, Fail> {
+        if let Some(file) = &self.o.spec {
+            return std::fs::read(file).map_err(|e| Fail::Other(format!("--spec {file}: {e}")));
+        }
+        let from_bundle = self
+            .bundle()
+            .ok()
+            .and_then(|b| std::fs::read(Path::new(&b).join("config.json")).ok())
+            .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok())
+            .and_then(|mut v| v.get_mut("process").map(serde_json::Value::take))
+            .filter(serde_json::Value::is_object);
+        build_process(
+            from_bundle,
+            &self.o.words,
+            &self.o.env,
+            self.o.cwd.as_deref(),
+            self.o.tty,
+        )
+    }
+
+    fn exec(&self) -> Result<(), Fail> {
+        let exec_id = self.o.positionals[0].clone();
+        let spec = Any {
+            type_url: SPEC_TYPE_URL.to_owned(),
+            value: self.exec_spec()?,
+        };
+        let [stdin, stdout, stderr] = self.stdio_paths()?;
+        let attach = self.o.attach.then(|| {
+            fn nz(s: &str) -> Option<&str> {
+                (!s.is_empty()).then_some(s)
+            }
+            stdio::Attach::start(nz(&stdin), nz(&stdout), nz(&stderr), self.o.tty)
+        });
+        self.each(|api| {
+            match api {
+                Api::V1 => {
+                    let req = v1::ExecProcessRequest {
+                        id: exec_id.clone(),
+                        terminal: self.o.tty,
+                        stdin: stdin.clone(),
+                        stdout: stdout.clone(),
+                        stderr: stderr.clone(),
+                        spec: Some(spec.clone()),
+                    };
+                    self.v1().exec(&req, &self.opts())?;
+                }
+                _ => {
+                    let req = task::ExecProcessRequest {
+                        id: self.cid()?,
+                        exec_id: exec_id.clone(),
+                        terminal: self.o.tty,
+                        stdin: stdin.clone(),
+                        stdout: stdout.clone(),
+                        stderr: stderr.clone(),
+                        spec: Some(spec.clone()),
+                    };
+                    if api == Api::V3 {
+                        self.v3().exec(&req, &self.opts())?;
+                    } else {
+                        self.v2().exec(&req, &self.opts())?;
+                    }
+                }
+            }
+            Ok(())
+        })?;
+        let cid = match self.api.get() {
+            Some(Api::V1) => String::new(),
+            _ => self.cid()?,
+        };
+        let pid = self.start_process(&cid, &exec_id)?;
+        println!("exec running with pid {pid}");
+        if let Some(attach) = attach {
+            if self.o.tty && nix::unistd::isatty(std::io::stdin()).unwrap_or(false) {
+                stdio::raw_mode()?;
+                let resize = self.resizer(cid, exec_id);
+                resize();
+                stdio::signal_thread(resize);
+            }
+            attach.wait();
+        }
+        Ok(())
+    }
+
+    /// Sends our terminal's size to the process's pty.
+    fn resizer(&self, cid: String, exec_id: String) -> impl Fn() + Send + 'static {
+        let client = Arc::clone(&self.client);
+        let api = self.api.get().unwrap_or(Api::V2);
+        let opts = self.opts();
+        move || {
+            let Some((w, h)) = crate::sys::window_size(std::io::stdin()) else {
+                return;
+            };
+            let _ = resize_call(
+                &client,
+                api,
+                &opts,
+                &cid,
+                &exec_id,
+                u32::from(w),
+                u32::from(h),
+            );
+        }
+    }
+
+    fn resize(&self, width: u32, height: u32) -> Result<(), Fail> {
+        let cid = if self.o.api == ApiSel::V1 {
+            String::new()
+        } else {
+            self.cid()?
+        };
+        self.each(|api| {
+            let (id, eid) = if api == Api::V1 {
+                (String::new(), self.v1_id()?)
+            } else {
+                (cid.clone(), self.eid())
+            };
+            resize_call(&self.client, api, &self.opts(), &id, &eid, width, height)
+        })
+    }
+
+    fn kill(&self) -> Result<(), Fail> {
+        let signal = parse_signal(self.o.signal.as_deref().unwrap_or("SIGTERM"))?;
+        self.each(|api| {
+            match api {
+                Api::V1 => {
+                    let req = v1::KillRequest {
+                        id: self.v1_id()?,
+                        signal,
+                        all: self.o.all,
+                    };
+                    self.v1().kill(&req, &self.opts())?;
+                }
+                _ => {
+                    let req = task::KillRequest {
+                        id: self.cid()?,
+                        exec_id: self.eid(),
+                        signal,
+                        all: self.o.all,
+                    };
+                    if api == Api::V3 {
+                        self.v3().kill(&req, &self.opts())?;
+                    } else {
+                        self.v2().kill(&req, &self.opts())?;
+                    }
+                }
+            }
+            Ok(())
+        })
+    }
+
+    fn wait(&self) -> Result<(), Fail> {
+        let opts = CallOptions {
+            timeout: self.o.timeout,
+            ..CallOptions::default()
+        };
+        let (status, at) = self.each(|api| {
+            Ok(match api {
+                Api::V1 => {
+                    let req = v1::WaitRequest { id: self.v1_id()? };
+                    let r = self.v1().wait(&req, &opts)?;
+                    (r.exit_status, r.exited_at)
+                }
+                _ => {
+                    let req = task::WaitRequest {
+                        id: self.cid()?,
+                        exec_id: self.eid(),
+                    };
+                    let r = if api == Api::V3 {
+                        self.v3().wait(&req, &opts)?
+                    } else {
+                        self.v2().wait(&req, &opts)?
+                    };
+                    (r.exit_status, r.exited_at)
+                }
+            })
+        })?;
+        println!(
+            "exit status {status} at {}",
+            at.unwrap_or(GO_ZERO_TIME).rfc3339()
+        );
+        Ok(())
+    }
+
+    fn pids(&self) -> Result<(), Fail> {
+        let out = self.each(|api| {
+            Ok(match api {
+                Api::V1 => {
+                    let req = v1::ListPidsRequest { id: self.cid()? };
+                    json::pretty(&self.v1().list_pids(&req, &self.opts())?)
+                }
+                _ => {
+                    let req = task::PidsRequest { id: self.cid()? };
+                    if api == Api::V3 {
+                        json::pretty(&self.v3().pids(&req, &self.opts())?)
+                    } else {
+                        json::pretty(&self.v2().pids(&req, &self.opts())?)
+                    }
+                }
+            })
+        })?;
+        print!("{out}");
+        Ok(())
+    }
+
+    fn stats(&self) -> Result<(), Fail> {
+        let out = self.each(|api| {
+            Ok(match api {
+                Api::V1 => return Err(Fail::Unsupported("stats is not in the v1 API".into())),
+                _ => {
+                    let req = task::StatsRequest { id: self.cid()? };
+                    if api == Api::V3 {
+                        json::pretty(&self.v3().stats(&req, &self.opts())?)
+                    } else {
+                        json::pretty(&self.v2().stats(&req, &self.opts())?)
+                    }
+                }
+            })
+        })?;
+        print!("{out}");
+        Ok(())
+    }
+
+    fn connect_cmd(&self) -> Result<(), Fail> {
+        let out = self.each(|api| {
+            Ok(match api {
+                Api::V1 => return Err(Fail::Unsupported("connect is not in the v1 API".into())),
+                _ => {
+                    let req = task::ConnectRequest { id: self.cid()? };
+                    if api == Api::V3 {
+                        json::pretty(&self.v3().connect(&req, &self.opts())?)
+                    } else {
+                        json::pretty(&self.v2().connect(&req, &self.opts())?)
+                    }
+                }
+            })
+        })?;
+        print!("{out}");
+        Ok(())
+    }
+
+    fn pause(&self, pause: bool) -> Result<(), Fail> {
+        self.each(|api| {
+            match (api, pause) {
+                (Api::V1, true) => self.v1().pause(&(), &self.opts())?,
+                (Api::V1, false) => self.v1().resume(&(), &self.opts())?,
+                (Api::V3, true) => self
+                    .v3()
+                    .pause(&task::PauseRequest { id: self.cid()? }, &self.opts())?,
+                (Api::V3, false) => self
+                    .v3()
+                    .resume(&task::ResumeRequest { id: self.cid()? }, &self.opts())?,
+                (Api::V2, true) => self
+                    .v2()
+                    .pause(&task::PauseRequest { id: self.cid()? }, &self.opts())?,
+                (Api::V2, false) => self
+                    .v2()
+                    .resume(&task::ResumeRequest { id: self.cid()? }, &self.opts())?,
+            }
+            Ok(())
+        })
+    }
+
+    fn close_io(&self) -> Result<(), Fail> {
+        self.each(|api| {
+            match api {
+                Api::V1 => {
+                    let req = v1::CloseIoRequest {
+                        id: self.v1_id()?,
+                        stdin: self.o.close_stdin,
+                    };
+                    self.v1().close_io(&req, &self.opts())?;
+                }
+                _ => {
+                    let req = task::CloseIoRequest {
+                        id: self.cid()?,
+                        exec_id: self.eid(),
+                        stdin: self.o.close_stdin,
+                    };
+                    if api == Api::V3 {
+                        self.v3().close_io(&req, &self.opts())?;
+                    } else {
+                        self.v2().close_io(&req, &self.opts())?;
+                    }
+                }
+            }
+            Ok(())
+        })
+    }
+
+    fn shutdown(&self) -> Result<(), Fail> {
+        self.each(|api| {
+            match api {
+                Api::V1 => {
+                    let info = self.v1().shim_info(&(), &self.opts())?;
+                    let pid = i32::try_from(info.shim_pid)
+                        .ok()
+                        .filter(|p| *p > 1)
+                        .ok_or_else(|| {
+                            Fail::Other(format!("ShimInfo: bad shim pid {}", info.shim_pid))
+                        })?;
+                    nix::sys::signal::kill(
+                        nix::unistd::Pid::from_raw(pid),
+                        nix::sys::signal::Signal::SIGKILL,
+                    )
+                    .map_err(|e| Fail::Other(format!("kill shim pid {pid}: {e}")))?;
+                }
+                _ => {
+                    let req = task::ShutdownRequest {
+                        id: self.cid()?,
+                        now: self.o.now,
+                    };
+                    let r = if api == Api::V3 {
+                        self.v3().shutdown(&req, &self.opts())
+                    } else {
+                        self.v2().shutdown(&req, &self.opts())
+                    };
+                    match r {
+                        // The shim may exit before its answer is read.
+                        Err(ttrpc_std::Error::Closed(_)) => {}
+                        other => other?,
+                    }
+                }
+            }
+            Ok(())
+        })
+    }
+}
+
+/// Go's zero `time.Time`, which 1.6 shims send for "not exited".
+const GO_ZERO_TIME: Timestamp = Timestamp {
+    seconds: -62_135_596_800,
+    nanos: 0,
+};
+
+fn resize_call(
+    client: &Client,
+    api: Api,
+    opts: &CallOptions,
+    id: &str,
+    exec_id: &str,
+    width: u32,
+    height: u32,
+) -> Result<(), Fail> {
+    match api {
+        Api::V1 => {
+            let req = v1::ResizePtyRequest {
+                id: exec_id.to_owned(),
+                width,
+                height,
+            };
+            v1::ShimClient::new(client).resize_pty(&req, opts)?;
+        }
+        _ => {
+            let req = task::ResizePtyRequest {
+                id: id.to_owned(),
+                exec_id: exec_id.to_owned(),
+                width,
+                height,
+            };
+            if api == Api::V3 {
+                task_v3::TaskClient::new(client).resize_pty(&req, opts)?;
+            } else {
+                task::TaskClient::new(client).resize_pty(&req, opts)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `SIGTERM`, `TERM`, `sigterm` or `15`.
+pub(crate) fn parse_signal(s: &str) -> Result<u32, Fail> {
+    if let Ok(n) = s.parse::<u32>() {
+        if (1..=64).contains(&n) {
+            return Ok(n);
+        }
+        return Err(Fail::Usage(format!("--signal: no signal {n}")));
+    }
+    let upper = s.to_ascii_uppercase();
+    let name = if upper.starts_with("SIG") {
+        upper
+    } else {
+        format!("SIG{upper}")
+    };
+    name.parse::<nix::sys::signal::Signal>()
+        .map(|sig| sig as u32)
+        .map_err(|_| Fail::Usage(format!("--signal: unknown signal {s:?}")))
+}
+
+/// The OCI `Process` JSON for exec: `base` (the bundle's config.json
+/// `process`) or, without one, uid 0, the standard PATH and cwd `/`; then
+/// `args` replaced (if given), `env` appended, `cwd` and `terminal` set.
+pub(crate) fn build_process(
+    base: Option<serde_json::Value>,
+    args: &[String],
+    env: &[String],
+    cwd: Option<&str>,
+    terminal: bool,
+) -> Result<Vec<u8>, Fail> {
+    use serde_json::{Value, json};
+    let mut p = base.unwrap_or_else(|| {
+        json!({
+            "user": {"uid": 0, "gid": 0},
+            "env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
+            "cwd": "/",
+        })
+    });
+    let Some(obj) = p.as_object_mut() else {
+        return Err(Fail::Other("config.json process is not an object".into()));
+    };
+    if !args.is_empty() {
+        obj.insert("args".into(), json!(args));
+    }
+    let has_args = obj
+        .get("args")
+        .and_then(serde_json::Value::as_array)
+        .is_some_and(|a| !a.is_empty());
+    if !has_args {
+        return Err(Fail::Usage(
+            "exec: give the command after -- (or --spec FILE)".into(),
+        ));
+    }
+    if !env.is_empty() {
+        let list = obj.entry("env").or_insert_with(|| json!([]));
+        if !list.is_array() {
+            *list = json!([]);
+        }
+        if let Value::Array(a) = list {
+            a.extend(env.iter().map(|e| json!(e)));
+        }
+    }
+    if let Some(cwd) = cwd {
+        obj.insert("cwd".into(), json!(cwd));
+    }
+    obj.insert("terminal".into(), json!(terminal));
+    // The bundle's console size would apply to the exec too.
+    obj.remove("consoleSize");
+    serde_json::to_vec(&p).map_err(|e| Fail::Other(format!("spec: {e}")))
+}
+
+trait Pipe: Sized {
+    fn pipe<T>(self, f: impl FnOnce(Self) -> T) -> T {
+        f(self)
+    }
+}
+impl<T> Pipe for T {}
+
+impl Opts {
+    /// The container id: positional (start/state/delete take one) or `--id`.
+    pub(crate) fn positionals_id(&self) -> Option<String> {
+        match self.cmd.as_str() {
+            "start" | "state" | "delete" => self.positionals.first().cloned(),
+            _ => None,
+        }
+        .or_else(|| self.id.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filepath_join_like_go() {
+        assert_eq!(
+            join(&["/run/containerd/containerd.sock", "probe", "pc1"]),
+            "/run/containerd/containerd.sock/probe/pc1"
+        );
+        assert_eq!(join(&["/a/", "/b//", "c"]), "/a/b/c");
+        assert_eq!(join(&["a", "..", "b"]), "b");
+        assert_eq!(join(&["/a", "../../x"]), "/x");
+        assert_eq!(join(&["", "", ""]), "");
+        assert_eq!(join(&["", "ns", "id"]), "ns/id");
+        assert_eq!(join(&["./s", "ns", "id/"]), "s/ns/id");
+    }
+
+    #[test]
+    fn derived_socket_matches_observed_ctr() {
+        // protocol.md §7: sha256("/run/containerd/containerd.sock/probe/pc1") = 1e10bc15…3153.
+        let a = derived_addresses("/run/containerd/containerd.sock", "probe", "pc1");
+        let Address::Path(p) = &a[0] else { panic!() };
+        let name = p.file_name().unwrap().to_str().unwrap();
+        assert!(
+            name.starts_with("1e10bc15") && name.ends_with("3153"),
+            "{name}"
+        );
+        assert_eq!(
+            a[1],
+            Address::LegacyAbstract("/containerd-shim/probe/pc1/shim.sock".into())
+        );
+        assert_eq!(
+            a[1].abstract_name().unwrap(),
+            b"/containerd-shim/probe/pc1/shim.sock\0"
+        );
+    }
+
+    #[test]
+    fn signals() {
+        for s in ["SIGTERM", "TERM", "term", "15"] {
+            assert_eq!(parse_signal(s).unwrap(), 15, "{s}");
+        }
+        assert_eq!(parse_signal("KILL").unwrap(), 9);
+        assert!(parse_signal("NOPE").is_err());
+        assert!(parse_signal("0").is_err());
+    }
+
+    #[test]
+    fn process_from_bundle_or_defaults() {
+        let base = serde_json::json!({"user": {"uid": 5, "gid": 6}, "args": ["sh"], "env": ["A=1"], "cwd": "/x", "terminal": true});
+        let out = build_process(
+            Some(base),
+            &["echo".into(), "hi".into()],
+            &["B=2".into()],
+            Some("/y"),
+            false,
+        )
+        .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["args"], serde_json::json!(["echo", "hi"]));
+        assert_eq!(v["env"], serde_json::json!(["A=1", "B=2"]));
+        assert_eq!(v["cwd"], "/y");
+        assert_eq!(v["terminal"], false);
+        assert_eq!(v["user"]["uid"], 5);
+        let out = build_process(None, &["true".into()], &[], None, true).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["user"]["uid"], 0);
+        assert_eq!(v["cwd"], "/");
+        assert_eq!(
+            v["env"][0],
+            "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+        );
+        assert_eq!(v["terminal"], true);
+        assert!(build_process(None, &[], &[], None, false).is_err());
+    }
+}

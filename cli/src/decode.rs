@@ -1,0 +1,136 @@
+//! `shimctl decode [FILE]`: raw ttrpc frames → one JSON document each,
+//! using ttrpc-core's `FrameDecoder`; malformed input is reported where it
+//! breaks (byte offset), after every good frame before it is printed.
+
+use std::io::Read;
+
+use prost::Message;
+use serde_json::{Value, json};
+use ttrpc_core::{Code, Decoded, FrameDecoder, FrameType, HEADER_LEN, Request, Response};
+
+use crate::Fail;
+use crate::args::Opts;
+use crate::wkt::base64;
+
+pub(crate) fn run(o: &Opts) -> Result<(), Fail> {
+    let mut input = Vec::new();
+    let source = o.positionals.first().map_or("-", String::as_str);
+    let read = if source == "-" {
+        std::io::stdin().lock().read_to_end(&mut input)
+    } else {
+        std::fs::File::open(source).and_then(|mut f| f.read_to_end(&mut input))
+    };
+    read.map_err(|e| Fail::Other(format!("read {source}: {e}")))?;
+    let (frames, error) = decode_all(&input);
+    for f in &frames {
+        print!("{}", crate::json::pretty(f));
+    }
+    match error {
+        None => Ok(()),
+        Some(e) => Err(Fail::Other(format!("{source}: {e}"))),
+    }
+}
+
+fn kind_name(kind: FrameType) -> String {
+    match kind {
+        FrameType::Request => "request".into(),
+        FrameType::Response => "response".into(),
+        FrameType::Data => "data".into(),
+        other => format!("{other:?}").to_ascii_lowercase(),
+    }
+}
+
+/// Every frame in `input` as JSON, and what stopped decoding early.
+pub(crate) fn decode_all(input: &[u8]) -> (Vec<Value>, Option<String>) {
+    // No frame can be longer than the input: a larger claim is reported,
+    // never allocated.
+    let mut dec = FrameDecoder::new(u32::try_from(input.len()).unwrap_or(u32::MAX));
+    dec.push(input);
+    let mut out = Vec::new();
+    let mut offset = 0usize;
+    loop {
+        match dec.decode() {
+            None => break,
+            Some(Decoded::Frame { header, data }) => {
+                let mut v = json!({
+                    "offset": offset,
+                    "header": {
+                        "length": header.len,
+                        "stream_id": header.stream_id.get(),
+                        "type": kind_name(header.kind),
+                        "flags": header.flags.0,
+                    },
+                });
+                match header.kind {
+                    FrameType::Request => match Request::decode(&data[..]) {
+                        Ok(r) => {
+                            v["request"] = json!({
+                                "service": r.service,
+                                "method": r.method,
+                                "payload": base64(&r.payload),
+                                "timeout_nano": r.timeout_nano,
+                                "metadata": r.metadata.iter().map(|kv| json!({"key": kv.key, "value": kv.value})).collect::<Vec<_>>(),
+                            });
+                        }
+                        Err(e) => {
+                            out.push(v);
+                            return (
+                                out,
+                                Some(format!("frame at byte {offset}: malformed Request: {e}")),
+                            );
+                        }
+                    },
+                    FrameType::Response => match Response::decode(&data[..]) {
+                        Ok(r) => {
+                            let mut resp = json!({"payload": base64(&r.payload)});
+                            if let Some(s) = r.status {
+                                resp["status"] = json!({
+                                    "code": s.code,
+                                    "code_name": Code::from_i32(s.code).to_string(),
+                                    "message": s.message,
+                                    "details": s.details.iter().map(|d| json!({"type_url": d.type_url, "value": base64(&d.value)})).collect::<Vec<_>>(),
+                                });
+                            }
+                            v["response"] = resp;
+                        }
+                        Err(e) => {
+                            out.push(v);
+                            return (
+                                out,
+                                Some(format!("frame at byte {offset}: malformed Response: {e}")),
+                            );
+                        }
+                    },
+                    _ => v["data"] = json!(base64(&data)),
+                }
+                offset += HEADER_LEN + data.len();
+                out.push(v);
+            }
+            Some(Decoded::Oversized { header }) => {
+                return (
+                    out,
+                    Some(format!(
+                        "truncated frame at byte {offset}: header claims {} data bytes, the input has {} after it",
+                        header.len,
+                        input.len().saturating_sub(offset + HEADER_LEN)
+                    )),
+                );
+            }
+        }
+    }
+    if dec.buffered() > 0 {
+        let what = if dec.buffered() >= HEADER_LEN {
+            "truncated frame"
+        } else {
+            "truncated header"
+        };
+        return (
+            out,
+            Some(format!(
+                "{what} at byte {offset}: {} bytes left over",
+                dec.buffered()
+            )),
+        );
+    }
+    (out, None)
+}

@@ -1,0 +1,98 @@
+//! `shimctl`: drive a containerd shim by hand over ttrpc — task v3, task v2
+//! (`containerd-shim-runc-v2`) and shim v1 (`containerd-shim`). A working
+//! replacement for `ctr shim`; see `shimctl --help` and cli/README.md.
+
+#![deny(unsafe_code)]
+
+mod args;
+mod cmd;
+mod decode;
+mod json;
+mod proto;
+mod sha256;
+mod stdio;
+mod sys;
+mod wkt;
+
+use std::io::Write as _;
+use std::process::ExitCode;
+
+use args::{Command, Opts};
+
+/// Why a command failed; each kind has its own exit code (see `--help`).
+#[derive(Debug)]
+pub(crate) enum Fail {
+    /// The shim answered a non-OK status, or a call failed after
+    /// connecting (exit 1).
+    Rpc(ttrpc_std::Error),
+    /// Something else went wrong locally (exit 1).
+    Other(String),
+    /// Bad command line (exit 2).
+    Usage(String),
+    /// No address could be connected to (exit 3).
+    Unreachable(String),
+    /// The command has no equivalent in the shim's API (exit 4).
+    Unsupported(String),
+}
+
+impl From<ttrpc_std::Error> for Fail {
+    fn from(e: ttrpc_std::Error) -> Self {
+        Self::Rpc(e)
+    }
+}
+
+impl Fail {
+    fn exit(&self) -> u8 {
+        match self {
+            Self::Rpc(_) | Self::Other(_) => 1,
+            Self::Usage(_) => 2,
+            Self::Unreachable(_) => 3,
+            Self::Unsupported(_) => 4,
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+    let result = match args::parse(argv) {
+        Ok(Command::Help) => {
+            print!("{}", args::HELP);
+            return ExitCode::SUCCESS;
+        }
+        Ok(Command::Run(opts)) => run(*opts),
+        Err(e) => Err(e),
+    };
+    let _ = std::io::stdout().flush();
+    stdio::restore_terminal();
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(fail) => {
+            let mut err = std::io::stderr().lock();
+            let _ = match &fail {
+                Fail::Rpc(ttrpc_std::Error::Status(s)) => {
+                    writeln!(err, "shimctl: {}: {}", s.code, one_line(&s.message))
+                }
+                Fail::Rpc(e) => {
+                    writeln!(err, "shimctl: {}: {}", e.code(), one_line(&e.to_string()))
+                }
+                Fail::Other(m) | Fail::Unreachable(m) | Fail::Unsupported(m) => {
+                    writeln!(err, "shimctl: {}", one_line(m))
+                }
+                Fail::Usage(m) => writeln!(err, "shimctl: {m}\n\n{}", args::USAGE),
+            };
+            ExitCode::from(fail.exit())
+        }
+    }
+}
+
+fn one_line(s: &str) -> String {
+    s.replace(['\n', '\r'], " ")
+}
+
+fn run(opts: Opts) -> Result<(), Fail> {
+    if opts.cmd == "decode" {
+        return decode::run(&opts);
+    }
+    let ctx = cmd::Ctx::connect(opts)?;
+    ctx.dispatch()
+}
