@@ -25,7 +25,7 @@ pub struct ServerConfig {
     /// Which peers may connect (default: anyone who can open the socket).
     pub credentials: CredentialCheck,
     /// Where handlers run: `None` (default) runs them inline on the loop
-    /// thread, so they must not block; they may keep their [`Responder`]
+    /// thread, so they must not block; they may keep their [`Responder`](ttrpc_core::Responder)
     /// and answer later from any thread.
     pub executor: Option<Executor>,
 }

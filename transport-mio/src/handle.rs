@@ -60,7 +60,7 @@ impl Shared {
     }
 }
 
-/// A handle to a [`Server`] for other threads: starts its shutdown and
+/// A handle to a [`Server`](crate::Server) for other threads: starts its shutdown and
 /// wakes its loop. Cheap to clone.
 #[derive(Clone)]
 pub struct ServerHandle {

@@ -335,7 +335,7 @@ impl Server {
 
     /// Bytes every connection's core holds (undecoded input and queued
     /// output), summed. Compare one connection's share with
-    /// [`Config::memory_bound`]`(`[`READ_CHUNK`]`)`.
+    /// [`Config::memory_bound`](ttrpc_core::Config::memory_bound)`(`[`READ_CHUNK`]`)`.
     #[must_use]
     pub fn buffered_bytes(&self) -> usize {
         self.conns
