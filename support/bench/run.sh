@@ -1,0 +1,45 @@
+#!/bin/sh
+# One command for the side-by-side benchmarks (see BENCHMARKS.md):
+#
+#   support/bench/run.sh            # full run: 5 repetitions, 10,000 idle connections
+#   support/bench/run.sh --smoke    # quick check: 1 repetition, short runs, 200 connections
+#
+# Builds (release) this workspace's bench binary, the ttrpc-rust peer
+# (support/bench-ttrpc-rust, outside the workspace), the Go ttrpc 1.1.1 peer
+# (support/go/bench) and a static do-nothing process, then runs every case
+# interleaved round-robin across implementations, pinned to CPU 0 and
+# unpinned, and prints one markdown table of medians (progress on stderr).
+# Extra arguments after --smoke (or alone) go to `ttrpc-bench drive`.
+set -eu
+root=$(cd "$(dirname "$0")/../.." && pwd)
+# A target directory of its own: the profile below differs from the
+# workspace's (opt-level "z", stripped), and must not make other builds of
+# target/release start over.
+target=$root/target/bench
+out=$target/peers
+mkdir -p "$out"
+
+args="--reps 5 --secs 0.8 --conns 10000 --tr-conns 1000"
+if [ "${1:-}" = "--smoke" ]; then
+    shift
+    args="--reps 1 --secs 0.2 --conns 200 --tr-conns 200"
+fi
+
+echo "building (release)..." >&2
+# Ours at opt-level 3, like the peers and like any downstream binary's
+# default release profile (a library's own profile does not apply to its
+# dependents); symbols kept for callgrind.
+(cd "$root" && CARGO_TARGET_DIR=$target CARGO_PROFILE_RELEASE_OPT_LEVEL=3 \
+    CARGO_PROFILE_RELEASE_STRIP=false CARGO_PROFILE_RELEASE_DEBUG=line-tables-only \
+    cargo build --release --quiet -p ttrpc-bench)
+(cd "$root/support/bench-ttrpc-rust" && cargo build --release --quiet)
+(cd "$root/support/go/bench" && GOPATH=/usr/share/gocode GO111MODULE=off go build -o "$out/go-bench" .)
+rustc --edition 2021 -C opt-level=z -C panic=abort -C strip=symbols \
+    -C target-feature=+crt-static --target x86_64-unknown-linux-gnu \
+    -o "$out/sleeper" "$root/support/bench/sleeper.rs"
+
+# shellcheck disable=SC2086 # $args is a word list on purpose
+exec "$target/release/ttrpc-bench" drive $args \
+    --go "$out/go-bench" \
+    --ttrpc-rust "$root/support/bench-ttrpc-rust/target/release/bench-ttrpc-rust" \
+    --sleeper "$out/sleeper" "$@"
