@@ -36,7 +36,7 @@ pub(crate) struct Queue {
 /// What handler threads and [`ServerHandle`]s share with the loop.
 pub(crate) struct Shared {
     pub(crate) queue: Mutex<Queue>,
-    pub(crate) waker: Waker,
+    pub(crate) waker: std::sync::Arc<Waker>,
     /// Sum of the connections' core buffered bytes, as of their last turn.
     pub(crate) buffered: AtomicUsize,
     /// Connections being served.

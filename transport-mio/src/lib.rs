@@ -62,7 +62,8 @@
 //! later: from the loop thread the answer is queued directly; from another
 //! thread it goes through a mutex-protected queue and the server's
 //! [`mio::Waker`] (on the first token of its range). mio allows one waker
-//! per `Poll`: use one [`Server`] per `Poll`.
+//! per `Poll`: a caller with a waker of its own (or a second server) passes
+//! it to [`Server::with_waker`] instead.
 //!
 //! # Server behaviour
 //!

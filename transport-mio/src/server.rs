@@ -130,7 +130,50 @@ impl Server {
         registry: &mio::Registry,
         tokens: Range<usize>,
     ) -> Result<Self, Error> {
-        let listener = listener.into();
+        Self::build(
+            listener.into(),
+            handlers.into(),
+            config,
+            registry,
+            tokens,
+            None,
+        )
+    }
+
+    /// As [`Self::new`], but wakes the loop through the caller's own
+    /// `waker` instead of creating one (mio allows a single [`Waker`] per
+    /// `Poll`). Nothing more is needed when that waker's token fires: the
+    /// caller's `handle_timeout` after each `poll` drains the answers. The
+    /// first token of `tokens` is then left unused.
+    ///
+    /// # Errors
+    /// As [`Self::new`].
+    pub fn with_waker(
+        listener: impl Into<Listener>,
+        handlers: impl Into<Arc<Registry>>,
+        config: ServerConfig,
+        registry: &mio::Registry,
+        tokens: Range<usize>,
+        waker: Arc<Waker>,
+    ) -> Result<Self, Error> {
+        Self::build(
+            listener.into(),
+            handlers.into(),
+            config,
+            registry,
+            tokens,
+            Some(waker),
+        )
+    }
+
+    fn build(
+        listener: Listener,
+        handlers: Arc<Registry>,
+        config: ServerConfig,
+        registry: &mio::Registry,
+        tokens: Range<usize>,
+        waker: Option<Arc<Waker>>,
+    ) -> Result<Self, Error> {
         if tokens.len() < 3 {
             return Err(Error::Tokens {
                 start: tokens.start,
@@ -140,7 +183,12 @@ impl Server {
         let mio = registry
             .try_clone()
             .map_err(|e| Error::io("clone mio registry", e))?;
-        let waker = Waker::new(&mio, Token(tokens.start)).map_err(|e| Error::io("waker", e))?;
+        let waker = match waker {
+            Some(w) => w,
+            None => {
+                Arc::new(Waker::new(&mio, Token(tokens.start)).map_err(|e| Error::io("waker", e))?)
+            }
+        };
         let std = listener
             .as_std()
             .try_clone()
@@ -156,7 +204,7 @@ impl Server {
         .map_err(|e| Error::io("register listener", e))?;
         let max_conns = config.max_connections.min(tokens.len() - 2);
         Ok(Self {
-            registry: handlers.into(),
+            registry: handlers,
             config,
             mio,
             shared: Arc::new(Shared {

@@ -422,3 +422,72 @@ fn socket_file_rules_are_ttrpc_std_rules() {
         .is_ok()
     );
 }
+
+#[test]
+fn a_server_can_share_the_callers_waker() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let parked: Arc<Mutex<Vec<Responder>>> = Arc::default();
+    let mut r = echo_registry();
+    let p = Arc::clone(&parked);
+    r.register(SERVICE, "Later", move |_req, resp: Responder| {
+        p.lock().unwrap().push(resp);
+    });
+    let dir = TempDir::new("ttrpc-mio-waker").unwrap();
+    let socket = dir.path().join("s.sock");
+    let mut poll = Poll::new().unwrap();
+    // The caller's own waker, on the caller's own token 0.
+    let waker = Arc::new(mio::Waker::new(poll.registry(), mio::Token(0)).unwrap());
+    let listener = ttrpc_mio::Address::Path(socket.clone()).bind().unwrap();
+    let mut server = Server::with_waker(
+        listener,
+        r,
+        ServerConfig::default(),
+        poll.registry(),
+        100..200,
+        Arc::clone(&waker),
+    )
+    .unwrap();
+    let mut s = connect(&socket);
+    write_request(&mut s, 1, "Later", b"");
+    let mut events = Events::with_capacity(16);
+    let t0 = Instant::now();
+    while parked.lock().unwrap().is_empty() {
+        assert!(t0.elapsed() < Duration::from_secs(20));
+        poll.poll(&mut events, Some(Duration::from_millis(10)))
+            .unwrap();
+        for e in &events {
+            server.handle_event(e);
+        }
+        server.handle_timeout(Instant::now());
+    }
+    // Answered from another thread, 100 ms later; the loop sleeps with no
+    // timeout of its own (5 s cap) and must be woken by the shared waker.
+    let resp = parked.lock().unwrap().pop().unwrap();
+    let wakes = Arc::new(AtomicUsize::new(0));
+    let t = thread::spawn(move || {
+        thread::sleep(Duration::from_millis(100));
+        resp.ok(&b"late"[..]);
+    });
+    let t0 = Instant::now();
+    let mut woken = false;
+    while !woken {
+        assert_eq!(server.poll_timeout(), None);
+        poll.poll(&mut events, Some(Duration::from_secs(5)))
+            .unwrap();
+        for e in &events {
+            if e.token() == mio::Token(0) {
+                woken = true;
+                wakes.fetch_add(1, Ordering::Relaxed);
+            } else {
+                server.handle_event(e);
+            }
+        }
+        server.handle_timeout(Instant::now());
+        assert!(t0.elapsed() < Duration::from_secs(4), "never woken");
+    }
+    t.join().unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
+    let f = read_frame(&mut s).expect("answer written after the wake");
+    assert_eq!(f.stream_id, 1);
+    assert_eq!(wakes.load(Ordering::Relaxed), 1);
+}
