@@ -37,9 +37,11 @@ echo "building (release)..." >&2
 rustc --edition 2021 -C opt-level=z -C panic=abort -C strip=symbols \
     -C target-feature=+crt-static --target x86_64-unknown-linux-gnu \
     -o "$out/sleeper" "$root/support/bench/sleeper.rs"
+rustc --edition 2021 -C opt-level=z -C panic=abort -C strip=symbols \
+    -o "$out/sleeper-dyn" "$root/support/bench/sleeper.rs"
 
 # shellcheck disable=SC2086 # $args is a word list on purpose
 exec "$target/release/ttrpc-bench" drive $args \
     --go "$out/go-bench" \
     --ttrpc-rust "$root/support/bench-ttrpc-rust/target/release/bench-ttrpc-rust" \
-    --sleeper "$out/sleeper" "$@"
+    --sleeper "$out/sleeper" --sleeper-dyn "$out/sleeper-dyn" "$@"

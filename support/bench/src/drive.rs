@@ -20,6 +20,7 @@ pub(crate) struct Options {
     go: String,
     ttrpc_rust: String,
     sleeper: String,
+    sleeper_dyn: Option<String>,
 }
 
 impl Options {
@@ -33,6 +34,7 @@ impl Options {
             go: String::new(),
             ttrpc_rust: String::new(),
             sleeper: String::new(),
+            sleeper_dyn: None,
         };
         let mut it = args.iter();
         while let Some(name) = it.next() {
@@ -45,6 +47,7 @@ impl Options {
                 "--go" => o.go = value.to_string(),
                 "--ttrpc-rust" => o.ttrpc_rust = value.to_string(),
                 "--sleeper" => o.sleeper = value.to_string(),
+                "--sleeper-dyn" => o.sleeper_dyn = Some(value.to_string()),
                 _ => return None,
             }
         }
@@ -169,10 +172,15 @@ fn run_client(imp: &Imp, sock: &Path, pinned: bool, extra: &[&str]) -> Result<Ve
 }
 
 fn rss_kib(pid: u32) -> Result<u64> {
+    status_kib(pid, "VmRSS:")
+}
+
+/// A `kB` field of `/proc/PID/status` (`VmRSS:`, `RssAnon:`).
+fn status_kib(pid: u32, field: &str) -> Result<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
     status
         .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .find_map(|l| l.strip_prefix(field))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .ok_or_else(|| "no VmRSS".into())
 }
@@ -195,12 +203,20 @@ fn open_fds(pid: u32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, Iterator::count)
 }
 
-/// `(idle KiB, bytes per idle connection)` of one server.
-fn server_memory(me: &str, imp: &Imp, sock: &Path, pinned: bool, n: usize) -> Result<(u64, f64)> {
+/// `(idle KiB, idle anonymous KiB, bytes per idle connection)` of one
+/// server.
+fn server_memory(
+    me: &str,
+    imp: &Imp,
+    sock: &Path,
+    pinned: bool,
+    n: usize,
+) -> Result<(u64, u64, f64)> {
     let server = start_server(imp, sock, pinned)?;
     let pid = server.child.id();
     std::thread::sleep(Duration::from_millis(250));
     let idle = settled_rss_kib(pid)?;
+    let anon = status_kib(pid, "RssAnon:")?;
     let fds = open_fds(pid);
     let hold = vec![
         me.to_string(),
@@ -230,7 +246,7 @@ fn server_memory(me: &str, imp: &Imp, sock: &Path, pinned: bool, n: usize) -> Re
         let busy = settled_rss_kib(pid)?;
         #[allow(clippy::cast_precision_loss)]
         let per = (busy.saturating_sub(idle) * 1024) as f64 / n as f64;
-        Ok((idle, per))
+        Ok((idle, anon, per))
     })();
     drop(holder.stdin.take());
     let _ = holder.wait();
@@ -340,19 +356,24 @@ pub(crate) fn run(o: &Options) -> Result<()> {
         server: vec![o.sleeper.clone()],
         client: vec![],
     };
+    let mut dyn_floor = None;
     for pinned in [true, false] {
-        let mut child = command(&sleeper.server, Path::new(""), pinned).spawn()?;
-        std::thread::sleep(Duration::from_millis(300));
-        let floor = rss_kib(child.id());
-        let _ = child.kill();
-        let _ = child.wait();
-        match floor {
+        match idle_floor(&sleeper.server, pinned) {
             #[allow(clippy::cast_precision_loss)]
-            Ok(kib) => results
-                .entry(("rss_idle", pinned, COLUMNS[0]))
-                .or_default()
-                .push(kib as f64),
+            Ok((kib, anon)) => {
+                results
+                    .entry(("rss_idle", pinned, COLUMNS[0]))
+                    .or_default()
+                    .push(kib as f64);
+                results
+                    .entry(("rss_anon", pinned, COLUMNS[0]))
+                    .or_default()
+                    .push(anon as f64);
+            }
             Err(e) => eprintln!("  sleeper: {e}"),
+        }
+        if let (Some(path), true) = (&o.sleeper_dyn, pinned) {
+            dyn_floor = idle_floor(std::slice::from_ref(path), pinned).ok();
         }
         for imp in &imps[1..] {
             let n = if imp.name.starts_with("ttrpc-rust") {
@@ -361,7 +382,7 @@ pub(crate) fn run(o: &Options) -> Result<()> {
                 o.conns
             };
             match server_memory(&me, imp, &sock(), pinned, n) {
-                Ok((idle, per)) => {
+                Ok((idle, anon, per)) => {
                     eprintln!(
                         "rss {} {:<17} idle {idle} KiB, {per:.0} B/conn ({n})",
                         pinned, imp.name
@@ -375,6 +396,11 @@ pub(crate) fn run(o: &Options) -> Result<()> {
                         .entry(("rss_conn", pinned, imp.name))
                         .or_default()
                         .push(per);
+                    #[allow(clippy::cast_precision_loss)]
+                    results
+                        .entry(("rss_anon", pinned, imp.name))
+                        .or_default()
+                        .push(anon as f64);
                 }
                 Err(e) => eprintln!("  {} memory: {e}", imp.name),
             }
@@ -383,7 +409,25 @@ pub(crate) fn run(o: &Options) -> Result<()> {
     let _ = std::fs::remove_dir_all(&dir);
     eprintln!("total {:.0} s", started.elapsed().as_secs_f64());
     print_table(o, &results);
+    if let Some((kib, anon)) = dyn_floor {
+        println!();
+        println!(
+            "The same do-nothing process dynamically linked (as every server here is): \
+             {kib} KiB RSS, {anon} KiB anonymous (pinned)."
+        );
+    }
     Ok(())
+}
+
+/// `(RSS KiB, anonymous KiB)` of a do-nothing process.
+fn idle_floor(argv: &[String], pinned: bool) -> Result<(u64, u64)> {
+    let mut child = command(argv, Path::new(""), pinned).spawn()?;
+    std::thread::sleep(Duration::from_millis(300));
+    let pid = child.id();
+    let result = rss_kib(pid).and_then(|kib| Ok((kib, status_kib(pid, "RssAnon:")?)));
+    let _ = child.kill();
+    let _ = child.wait();
+    result
 }
 
 /// How a row's cells are shown and compared with the floor.
@@ -399,7 +443,7 @@ enum Kind {
 }
 
 fn print_table(o: &Options, results: &HashMap<Key, Vec<f64>>) {
-    let rows: [(&str, String, Kind, usize); 7] = [
+    let rows: [(&str, String, Kind, usize); 8] = [
         (
             "rtt16",
             "16 B round trip, 1 in flight (µs/call)".into(),
@@ -428,6 +472,12 @@ fn print_table(o: &Options, results: &HashMap<Key, Vec<f64>>) {
         (
             "rss_idle",
             "idle server RSS (KiB; floor = static do-nothing process)".into(),
+            Kind::OverFloor,
+            0,
+        ),
+        (
+            "rss_anon",
+            "idle server anonymous RSS (KiB; RssAnon)".into(),
             Kind::OverFloor,
             0,
         ),
