@@ -60,6 +60,14 @@ pub enum ServerEvent {
     },
 }
 
+/// The partial-frame timer: off, waiting to learn the time, or running.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PartialTimer {
+    Off,
+    Arming,
+    Since(Instant),
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum State {
     Open,
@@ -89,8 +97,11 @@ pub struct ServerConnection {
     state: State,
     /// Time of the latest input; requests decoded later still count from it.
     now: Option<Instant>,
-    /// When the current incomplete frame began (for the partial-frame timeout).
-    partial_since: Option<Instant>,
+    /// The partial-frame timer.
+    partial: PartialTimer,
+    /// Decoding stopped at a bound since the latest input: frames decoded
+    /// now were read earlier, and `now` is stale.
+    paused_since_input: bool,
     shutting_down: bool,
     stats: Stats,
 }
@@ -108,7 +119,8 @@ impl ServerConnection {
             events: VecDeque::new(),
             state: State::Open,
             now: None,
-            partial_since: None,
+            partial: PartialTimer::Off,
+            paused_since_input: false,
             shutting_down: false,
             stats: Stats::default(),
         }
@@ -120,7 +132,8 @@ impl ServerConnection {
         self.now = Some(now);
         if self.state == State::Open {
             self.decoder.push(bytes);
-            self.refresh_partial_timer(now);
+            self.paused_since_input = false;
+            self.refresh_partial_timer(Some(now));
         }
     }
 
@@ -136,20 +149,32 @@ impl ServerConnection {
     /// Closes the connection if the partial-frame timeout has passed.
     /// Spurious and early calls do nothing.
     pub fn handle_timeout(&mut self, now: Instant) {
-        if let Some(due) = self.poll_timeout() {
-            if now >= due {
+        match self.partial {
+            PartialTimer::Arming => self.partial = PartialTimer::Since(now),
+            PartialTimer::Since(since) => {
                 let limit = self.config.partial_frame_timeout.unwrap_or(Duration::ZERO);
-                self.close(ConnectionError::PartialFrameTimeout(limit));
+                if self.config.partial_frame_timeout.is_some()
+                    && since.checked_add(limit).is_some_and(|due| now >= due)
+                {
+                    self.close(ConnectionError::PartialFrameTimeout(limit));
+                }
             }
+            PartialTimer::Off => {}
         }
     }
 
-    fn refresh_partial_timer(&mut self, now: Instant) {
+    /// Starts, keeps or stops the partial-frame timer. The timer measures
+    /// how long the *peer* leaves a frame incomplete: complete frames held
+    /// back by our own bounds do not count. `now` is `None` when the time
+    /// is not known (decoding resumed after a pause, long after the latest
+    /// input): the timer then starts at the next `handle_timeout`.
+    fn refresh_partial_timer(&mut self, now: Option<Instant>) {
         let stalled = self.decoder.in_partial_frame() && !self.decoder.has_frame();
-        self.partial_since = match (stalled, self.partial_since) {
-            (false, _) => None,
-            (true, Some(since)) => Some(since),
-            (true, None) => Some(now),
+        self.partial = match (stalled, self.partial, now) {
+            (false, _, _) => PartialTimer::Off,
+            (true, PartialTimer::Since(since), _) => PartialTimer::Since(since),
+            (true, _, Some(now)) => PartialTimer::Since(now),
+            (true, _, None) => PartialTimer::Arming,
         };
     }
 
@@ -174,7 +199,7 @@ impl ServerConnection {
         self.decoder = FrameDecoder::new(self.config.max_data_len);
         self.tx.clear();
         self.in_flight.clear();
-        self.partial_since = None;
+        self.partial = PartialTimer::Off;
         self.state = State::Closed(reason);
     }
 
@@ -197,7 +222,7 @@ impl ServerConnection {
         if !self.in_flight.remove(&id) {
             return Err(SendError::UnknownStream(id));
         }
-        let mut msg = response_message(result);
+        let msg = response_message(result);
         let len = msg.encoded_len();
         if len > self.config.max_data_len as usize {
             self.stats.oversized_responses += 1;
@@ -208,14 +233,43 @@ impl ServerConnection {
                     self.config.max_data_len
                 ),
             );
-            msg = response_message(Err(status));
+            self.queue_status(id, status);
+        } else {
+            self.queue_response(id, &msg);
         }
-        self.queue_response(id, &msg);
         Ok(())
     }
 
+    /// Queues a status the server made up itself, trimmed (message, then
+    /// details) so the frame stays within `max_data_len`; with a limit too
+    /// small for even a bare code, nothing is sent.
+    fn queue_status(&mut self, id: StreamId, mut status: Status) {
+        let max = self.config.max_data_len as usize;
+        let mut msg = response_message(Err(status.clone()));
+        let len = msg.encoded_len();
+        if len > max {
+            let excess = len - max;
+            let mut keep = status.message.len().saturating_sub(excess + 2);
+            while !status.message.is_char_boundary(keep) {
+                keep -= 1;
+            }
+            status.message.truncate(keep);
+            msg = response_message(Err(status.clone()));
+            if msg.encoded_len() > max {
+                status.details.clear();
+                status.message.clear();
+                msg = response_message(Err(status));
+            }
+            if msg.encoded_len() > max {
+                self.stats.dropped_frames += 1;
+                return;
+            }
+        }
+        self.queue_response(id, &msg);
+    }
+
     fn queue_response(&mut self, id: StreamId, msg: &crate::message::Response) {
-        // A status message is short, so the frame always fits the limit.
+        // Callers keep every message within max_data_len (a u32).
         let body_len = u32::try_from(msg.encoded_len()).unwrap_or(u32::MAX);
         self.tx
             .push_frame(id, FrameType::Response, Flags::NONE, body_len, |buf| {
@@ -239,13 +293,20 @@ impl ServerConnection {
             if let Some(ev) = self.events.pop_front() {
                 return Some(ev);
             }
-            if matches!(self.state, State::Drained(_) | State::Closed(_)) || !self.may_decode() {
+            if matches!(self.state, State::Drained(_) | State::Closed(_)) {
+                return None;
+            }
+            if !self.may_decode() {
+                self.paused_since_input |= self.decoder.has_frame();
                 return None;
             }
             let decoded = self.decoder.decode();
-            if let Some(now) = self.now {
-                self.refresh_partial_timer(now);
-            }
+            let known_now = if self.paused_since_input {
+                None
+            } else {
+                self.now
+            };
+            self.refresh_partial_timer(known_now);
             match decoded {
                 Some(Decoded::Frame { header, data }) => {
                     self.stats.frames_received += 1;
@@ -266,7 +327,7 @@ impl ServerConnection {
                 }
                 None if self.state == State::InputEnded => {
                     let reason = ConnectionError::at_eof(self.decoder.in_partial_frame());
-                    self.partial_since = None;
+                    self.partial = PartialTimer::Off;
                     self.state = State::Drained(reason.clone());
                     return Some(ServerEvent::Closed { reason });
                 }
@@ -325,8 +386,7 @@ impl ServerConnection {
     fn reject(&mut self, id: StreamId, error: ProtocolError) -> ServerEvent {
         self.stats.protocol_violations += 1;
         if let Some(code) = error.reply_code() {
-            let msg = response_message(Err(Status::new(code, error.to_string())));
-            self.queue_response(id, &msg);
+            self.queue_status(id, Status::new(code, error.to_string()));
         }
         ServerEvent::Rejected { id, error }
     }
@@ -362,11 +422,17 @@ impl ServerConnection {
 
     /// When [`Self::handle_timeout`] should next be called: the moment the
     /// current incomplete frame exceeds the partial-frame timeout, if one is
-    /// configured and a frame is incomplete.
+    /// configured and a frame is incomplete. Right after decoding resumed
+    /// from a pause it is the latest input's time (already past): call
+    /// `handle_timeout` at once so the timer starts from the real time.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
         let limit = self.config.partial_frame_timeout?;
-        self.partial_since?.checked_add(limit)
+        match self.partial {
+            PartialTimer::Off => None,
+            PartialTimer::Arming => self.now,
+            PartialTimer::Since(since) => since.checked_add(limit),
+        }
     }
 
     /// Whether bytes are waiting to be written.
