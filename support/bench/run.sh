@@ -11,6 +11,7 @@
 # unpinned, and prints one markdown table of medians (progress on stderr).
 # Extra arguments after --smoke (or alone) go to `ttrpc-bench drive`.
 set -eu
+cmdline="support/bench/run.sh${1:+ $*}"
 root=$(cd "$(dirname "$0")/../.." && pwd)
 # A target directory of its own: the profile below differs from the
 # workspace's (opt-level "z", stripped), and must not make other builds of
@@ -40,6 +41,9 @@ rustc --edition 2021 -C opt-level=z -C panic=abort -C strip=symbols \
 rustc --edition 2021 -C opt-level=z -C panic=abort -C strip=symbols \
     -o "$out/sleeper-dyn" "$root/support/bench/sleeper.rs"
 
+echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC')"
+echo "- machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), kernel $(uname -r), $(rustc --version | cut -d' ' -f1-2), $(go version | cut -d' ' -f3)"
+echo "- command: \`$cmdline\` (runs \`ttrpc-bench drive $args\`)"
 # shellcheck disable=SC2086 # $args is a word list on purpose
 exec "$target/release/ttrpc-bench" drive $args \
     --go "$out/go-bench" \

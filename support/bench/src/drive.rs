@@ -292,6 +292,7 @@ pub(crate) fn run(o: &Options) -> Result<()> {
     };
     let secs = o.secs.to_string();
     let started = Instant::now();
+    let load_before = load_average();
 
     for rep in 0..o.reps {
         for pinned in [true, false] {
@@ -408,6 +409,12 @@ pub(crate) fn run(o: &Options) -> Result<()> {
     }
     let _ = std::fs::remove_dir_all(&dir);
     eprintln!("total {:.0} s", started.elapsed().as_secs_f64());
+    println!(
+        "- load average (1, 5, 15 min) at start: {load_before}; at end: {}; {:.0} s in all",
+        load_average(),
+        started.elapsed().as_secs_f64()
+    );
+    println!();
     print_table(o, &results);
     if let Some((kib, anon)) = dyn_floor {
         println!();
@@ -417,6 +424,13 @@ pub(crate) fn run(o: &Options) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// The first three fields of `/proc/loadavg`.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(", "))
+        .unwrap_or_default()
 }
 
 /// `(RSS KiB, anonymous KiB)` of a do-nothing process.

@@ -8,7 +8,7 @@
 //! uses:
 //!
 //! ```text
-//! ttrpc-bench server raw|std|mio SOCKET
+//! ttrpc-bench server raw|std|std-inline|mio SOCKET     # std-inline: max_concurrent_handlers = 1
 //! ttrpc-bench client raw|std|mio SOCKET CASE SECONDS   # prints "calls elapsed_ns"
 //! ttrpc-bench client std|mio SOCKET allocs CALLS       # prints "client_per_call server_per_call"
 //! ttrpc-bench hold SOCKET N                             # N idle connections until stdin closes
@@ -30,7 +30,7 @@ use std::process::ExitCode;
 static GLOBAL: alloc::Counting = alloc::Counting;
 
 fn usage() -> ExitCode {
-    eprintln!("usage: ttrpc-bench server raw|std|mio SOCKET");
+    eprintln!("usage: ttrpc-bench server raw|std|std-inline|mio SOCKET");
     eprintln!("       ttrpc-bench client raw|std|mio SOCKET rtt16|inflight16|mib SECONDS");
     eprintln!("       ttrpc-bench client std|mio SOCKET allocs CALLS");
     eprintln!("       ttrpc-bench hold SOCKET N");

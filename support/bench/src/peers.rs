@@ -61,8 +61,12 @@ pub(crate) fn server(imp: &str, socket: &str) -> Result<()> {
     let address = format!("unix://{socket}");
     match imp {
         "raw" => raw_server(socket),
-        "std" => {
-            let config = ttrpc_std::ServerConfig::default().max_connections(MAX_CONNS);
+        "std" | "std-inline" => {
+            let mut config = ttrpc_std::ServerConfig::default().max_connections(MAX_CONNS);
+            if imp == "std-inline" {
+                // Handlers on the connection thread: no hand-off per request.
+                config = config.max_concurrent_handlers(1);
+            }
             let server = ttrpc_std::Server::with_config(registry(), config)?;
             server.bind_and_serve(&address)?;
             Ok(())
