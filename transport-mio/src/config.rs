@@ -3,14 +3,46 @@
 use std::fmt;
 use std::sync::Arc;
 
-use ttrpc_core::Config;
+use ttrpc_core::{Config, IncomingRequest, Registry, Responder};
 use ttrpc_std::CredentialCheck;
 
-/// Runs a handler somewhere else than the event loop: the server calls it
-/// with a job (the handler call) instead of running the handler inline.
-/// The caller chooses the threads (a pool, a thread per job, ...); this
-/// crate creates none.
-pub type Executor = Arc<dyn Fn(Box<dyn FnOnce() + Send>) + Send + Sync>;
+/// Decides where each handler runs: the server hands it every request as
+/// a [`Job`], instead of running the handler inline. It may run the job at
+/// once (on the loop thread: for cheap methods) or send it to threads of
+/// the caller's choosing (a pool, a thread per job, ...); this crate
+/// creates none.
+pub type Executor = Arc<dyn Fn(Job) + Send + Sync>;
+
+/// One request and its handler, ready to run anywhere.
+pub struct Job {
+    pub(crate) registry: Arc<Registry>,
+    pub(crate) request: IncomingRequest,
+    pub(crate) responder: Responder,
+}
+
+impl Job {
+    /// The request, e.g. to route by [`IncomingRequest::method`].
+    #[must_use]
+    pub fn request(&self) -> &IncomingRequest {
+        &self.request
+    }
+
+    /// Runs the handler (through [`Registry::dispatch`]: unknown methods
+    /// answer `Unimplemented`, a panic answers `Internal`).
+    pub fn run(self) {
+        self.registry.dispatch(self.request, self.responder);
+    }
+}
+
+impl fmt::Debug for Job {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Job")
+            .field("service", &self.request.service)
+            .field("method", &self.request.method)
+            .field("id", &self.request.id)
+            .finish_non_exhaustive()
+    }
+}
 
 /// How a server runs its connections.
 #[derive(Clone)]
@@ -25,8 +57,8 @@ pub struct ServerConfig {
     /// Which peers may connect (default: anyone who can open the socket).
     pub credentials: CredentialCheck,
     /// Where handlers run: `None` (default) runs them inline on the loop
-    /// thread, so they must not block; they may keep their [`Responder`](ttrpc_core::Responder)
-    /// and answer later from any thread.
+    /// thread, so they must not block; they may keep their [`Responder`]
+    /// and answer later from any thread. See [`Executor`].
     pub executor: Option<Executor>,
 }
 

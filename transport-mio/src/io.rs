@@ -1,10 +1,11 @@
 //! Non-blocking socket reads and writes shared by client and server.
 
 use std::io::{self, Read};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, AsRawFd};
 
 use mio::net::UnixStream;
 use nix::errno::Errno;
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::socket::{MsgFlags, send};
 
 /// What one non-blocking operation did.
@@ -48,4 +49,16 @@ pub(crate) fn write(sock: &UnixStream, buf: &[u8]) -> Outcome {
             Err(e) => return Outcome::Failed(e.into()),
         }
     }
+}
+
+/// Whether the peer has closed both directions (`POLLHUP`), as opposed to
+/// only its sending side (`shutdown(SHUT_WR)`, after which it still reads
+/// our answers). Asked at EOF, of the socket itself: a readiness flag could
+/// be stale (an event for a closed descriptor whose slot was reused).
+pub(crate) fn hung_up(sock: &UnixStream) -> bool {
+    let mut fds = [PollFd::new(sock.as_fd(), PollFlags::empty())];
+    matches!(poll(&mut fds, PollTimeout::ZERO), Ok(n) if n > 0)
+        && fds[0]
+            .revents()
+            .is_some_and(|r| r.intersects(PollFlags::POLLHUP | PollFlags::POLLERR))
 }

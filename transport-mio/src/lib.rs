@@ -57,8 +57,8 @@
 //! # Threads
 //!
 //! This crate creates **no threads**. Handlers run inline on the loop
-//! thread unless [`ServerConfig::executor`] hands them to threads of the
-//! caller's choosing. A handler may keep its [`Responder`] and answer
+//! thread unless [`ServerConfig::executor`] hands them (per request: it
+//! sees the method) to threads of the caller's choosing. A handler may keep its [`Responder`] and answer
 //! later: from the loop thread the answer is queued directly; from another
 //! thread it goes through a mutex-protected queue and the server's
 //! [`mio::Waker`] (on the first token of its range). mio allows one waker
@@ -105,7 +105,7 @@ mod io;
 mod server;
 
 pub use client::{Client, Completion};
-pub use config::{Executor, ServerConfig, ServerStats};
+pub use config::{Executor, Job, ServerConfig, ServerStats};
 pub use error::Error;
 pub use handle::ServerHandle;
 pub use server::{READ_CHUNK, Server};

@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use crate::config::{ServerConfig, ServerStats};
+use crate::config::{Job, ServerConfig, ServerStats};
 use crate::handle::{Queue, Reply, ServerHandle, Shared, ShutdownRequest};
 use mio::event::Event;
 use mio::net::{UnixListener, UnixStream};
@@ -43,8 +43,6 @@ struct Conn {
     interest: Option<Interest>,
     /// Readiness seen and not yet consumed down to `WouldBlock`.
     readable: bool,
-    /// The peer hung up both directions: nobody will read our answers.
-    hup: bool,
     /// The core's deadline as entered in the timer set.
     timer: Option<Instant>,
     /// In the work list.
@@ -265,9 +263,6 @@ impl Server {
             if let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut) {
                 if event.is_readable() || event.is_read_closed() || event.is_error() {
                     conn.readable = true;
-                }
-                if event.is_write_closed() {
-                    conn.hup = true;
                 }
                 self.schedule(slot);
             }
@@ -508,12 +503,11 @@ impl Server {
                 // Catches a panic: the dropped responder answers `Internal`.
                 self.registry.dispatch(req, responder);
             }
-            Some(exec) => {
-                let registry = Arc::clone(&self.registry);
-                exec(Box::new(move || {
-                    registry.dispatch(req, responder);
-                }));
-            }
+            Some(exec) => exec(Job {
+                registry: Arc::clone(&self.registry),
+                request: req,
+                responder,
+            }),
         }
     }
 
@@ -541,7 +535,7 @@ impl Server {
                         Outcome::Eof => {
                             conn.readable = false;
                             conn.core.handle_eof(now);
-                            if conn.hup {
+                            if io::hung_up(&conn.sock) {
                                 // Nobody left to answer: drop what is in flight.
                                 conn.core.close(ConnectionError::PeerClosed);
                             }
@@ -735,7 +729,6 @@ impl Server {
             uid: self.next_uid,
             interest: Some(Interest::READABLE),
             readable: false,
-            hup: false,
             timer: None,
             queued: false,
             accounted: 0,

@@ -491,3 +491,30 @@ fn a_server_can_share_the_callers_waker() {
     assert_eq!(f.stream_id, 1);
     assert_eq!(wakes.load(Ordering::Relaxed), 1);
 }
+
+#[test]
+fn a_half_closed_peer_still_gets_its_answers() {
+    let parked: Arc<Mutex<Vec<Responder>>> = Arc::default();
+    let mut r = echo_registry();
+    let p = Arc::clone(&parked);
+    r.register(SERVICE, "Later", move |_req, resp: Responder| {
+        p.lock().unwrap().push(resp);
+    });
+    let mut e = Embedded::new(r, ServerConfig::default());
+    let mut s = connect(&e.socket);
+    write_request(&mut s, 1, "Later", b"");
+    s.shutdown(std::net::Shutdown::Write).unwrap();
+    e.until("parked", |_| parked.lock().unwrap().len() == 1);
+    for _ in 0..10 {
+        e.turn(); // the EOF is read; the call stays in flight
+    }
+    assert_eq!(e.server.active(), 1);
+    parked.lock().unwrap().pop().unwrap().ok(&b"after EOF"[..]);
+    let socket_reader = thread::spawn(move || {
+        let f = read_frame(&mut s).expect("answer after our EOF");
+        let mut buf = [0u8; 8];
+        (f.stream_id, s.read(&mut buf).unwrap())
+    });
+    assert_eq!(e.join(socket_reader), (1, 0), "answered, then closed");
+    e.until("closed", |e| e.server.active() == 0);
+}

@@ -14,16 +14,22 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use mio::{Events, Poll, Token, Waker};
 use ttrpc_mio::{
-    CallOptions, Client, Config, Error, Executor, Registry, Server, ServerConfig, ServerHandle,
-    StreamId,
+    CallOptions, Client, Config, Error, Executor, Job, Registry, Server, ServerConfig,
+    ServerHandle, StreamId,
 };
 use ttrpc_testkit::interop::{CallFailure, UnaryCall};
 use ttrpc_testkit::{SERVICE, TempDir};
 
-/// A handler pool of `n` threads (the test's threads, not the crate's):
-/// blocking interop handlers such as `Block` and `Sleep` run here.
+/// The interop service's methods that block their thread.
+fn blocks(job: &Job) -> bool {
+    matches!(job.request().method.as_str(), "Sleep" | "Block")
+}
+
+/// A handler pool of `n` threads (the test's threads, not the crate's) for
+/// the interop methods that block (`Sleep`, `Block`); the others run inline
+/// on the loop.
 pub(crate) fn pool(n: usize) -> Executor {
-    let (tx, rx) = mpsc::channel::<Box<dyn FnOnce() + Send>>();
+    let (tx, rx) = mpsc::channel::<Job>();
     let rx = Arc::new(Mutex::new(rx));
     for _ in 0..n {
         let rx = Arc::clone(&rx);
@@ -31,15 +37,43 @@ pub(crate) fn pool(n: usize) -> Executor {
             loop {
                 let job = rx.lock().unwrap().recv();
                 match job {
-                    Ok(job) => job(),
+                    Ok(job) => job.run(),
                     Err(_) => return,
                 }
             }
         });
     }
     let tx = Mutex::new(tx);
-    Arc::new(move |job| {
-        let _ = tx.lock().unwrap().send(job);
+    Arc::new(move |job: Job| {
+        if blocks(&job) {
+            let _ = tx.lock().unwrap().send(job);
+        } else {
+            job.run();
+        }
+    })
+}
+
+/// An executor running each blocking interop handler on a thread of its
+/// own (the test's threads), so that they never queue behind each other;
+/// the others run inline on the loop.
+pub(crate) fn thread_per_job() -> Executor {
+    Arc::new(|job: Job| {
+        if !blocks(&job) {
+            return job.run();
+        }
+        let slot = Arc::new(Mutex::new(Some(job)));
+        let again = Arc::clone(&slot);
+        let spawned = thread::Builder::new().spawn(move || {
+            if let Some(job) = again.lock().unwrap().take() {
+                job.run();
+            }
+        });
+        if spawned.is_err() {
+            // No thread to be had: run it here rather than lose it.
+            if let Some(job) = slot.lock().unwrap().take() {
+                job.run();
+            }
+        }
     })
 }
 
