@@ -8,7 +8,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{TestServer, interop_registry, thread_per_job};
+use common::{TestServer, interop_registry, pool};
 use ttrpc_mio::{Config, READ_CHUNK, ServerConfig};
 use ttrpc_testkit::hostile::{Target, run_all};
 
@@ -25,7 +25,7 @@ fn hostile_peers_never_hurt_other_clients_or_leak() {
         ServerConfig::default()
             .connection(config)
             .max_connections(2000)
-            .executor(thread_per_job()),
+            .executor(pool(64)),
     );
     let handle = server.handle.clone();
     let buffered = move || handle.buffered_bytes() as u64;

@@ -53,30 +53,6 @@ pub(crate) fn pool(n: usize) -> Executor {
     })
 }
 
-/// An executor running each blocking interop handler on a thread of its
-/// own (the test's threads), so that they never queue behind each other;
-/// the others run inline on the loop.
-pub(crate) fn thread_per_job() -> Executor {
-    Arc::new(|job: Job| {
-        if !blocks(&job) {
-            return job.run();
-        }
-        let slot = Arc::new(Mutex::new(Some(job)));
-        let again = Arc::clone(&slot);
-        let spawned = thread::Builder::new().spawn(move || {
-            if let Some(job) = again.lock().unwrap().take() {
-                job.run();
-            }
-        });
-        if spawned.is_err() {
-            // No thread to be had: run it here rather than lose it.
-            if let Some(job) = slot.lock().unwrap().take() {
-                job.run();
-            }
-        }
-    })
-}
-
 /// The mio server serving `registry` on `dir/mio.sock`, on a loop thread.
 pub(crate) struct TestServer {
     pub(crate) handle: ServerHandle,
