@@ -7,7 +7,7 @@
 //! | item | what it is |
 //! |---|---|
 //! | `pub const NAME_SERVICE: &str` | the ttrpc service name, `"package.Name"` |
-//! | `pub struct NameClient<C>` | a client stub over any [`UnaryCall`](crate::stub::UnaryCall) `C` (e.g. `ttrpc_std::Client` or `&Client`): one method per rpc, `fn rpc(&self, &Req, &CallOptions) -> Result<Resp, C::Error>` |
+//! | `pub struct NameClient<C>` | a client stub over any [`UnaryCall`](crate::stub::UnaryCall) `C` (e.g. `ttrpc_std::Client` or `&Client`): `new(inner)`, `with_service(inner, name)` (the same messages under another service name, e.g. a wire-identical v3 of a v2 service), and one method per rpc, `fn rpc(&self, &Req, &CallOptions) -> Result<Resp, C::Error>` |
 //! | `pub trait Name: Send + Sync + 'static` | the server side: one method per rpc, `fn rpc(&self, ctx: &IncomingRequest, req: Req, reply: Reply<Resp>)`; each defaults to answering `Unimplemented` (`method Rpc`), as Go's `UnimplementedNameServer` does. Keep the [`Reply`](crate::stub::Reply) to answer later from any thread (a shim's `Wait`) |
 //! | `pub fn register_name(&mut Registry, Arc<impl Name + ?Sized>)` | routes every rpc of the service on a [`Registry`](crate::Registry); a request that does not decode is answered `InvalidArgument` |
 //!
@@ -167,11 +167,22 @@ impl ServiceGenerator for Generator {
                 "/// A client for `{full}` over any [`{core}::stub::UnaryCall`]."
             );
             let _ = writeln!(buf, "#[derive(Debug, Clone)]");
-            let _ = writeln!(buf, "pub struct {client}<C> {{\n    inner: C,\n}}");
+            let _ = writeln!(
+                buf,
+                "pub struct {client}<C> {{\n    inner: C,\n    service: &'static str,\n}}"
+            );
             let _ = writeln!(buf, "impl<C> {client}<C> {{");
             let _ = writeln!(
                 buf,
-                "    /// A stub calling through `inner`.\n    pub fn new(inner: C) -> Self {{\n        Self {{ inner }}\n    }}"
+                "    /// A stub calling `{full}` through `inner`.\n    pub fn new(inner: C) -> Self {{\n        Self {{ inner, service: {konst} }}\n    }}"
+            );
+            let _ = writeln!(
+                buf,
+                "    /// A stub sending these messages under another service name: for a wire-identical\n    /// version of the service in another package (e.g. containerd's task v2 and v3).\n    pub fn with_service(inner: C, service: &'static str) -> Self {{\n        Self {{ inner, service }}\n    }}"
+            );
+            let _ = writeln!(
+                buf,
+                "    /// The service name sent.\n    pub fn service(&self) -> &'static str {{\n        self.service\n    }}"
             );
             let _ = writeln!(
                 buf,
@@ -192,7 +203,7 @@ impl ServiceGenerator for Generator {
                 );
                 let _ = writeln!(
                     buf,
-                    "    pub fn {name}(&self, request: &{input}, options: &{core}::CallOptions) -> ::core::result::Result<{output}, C::Error> {{\n        {core}::stub::call(&self.inner, {konst}, \"{proto}\", request, options)\n    }}",
+                    "    pub fn {name}(&self, request: &{input}, options: &{core}::CallOptions) -> ::core::result::Result<{output}, C::Error> {{\n        {core}::stub::call(&self.inner, self.service, \"{proto}\", request, options)\n    }}",
                     name = m.name,
                     input = m.input_type,
                     output = m.output_type,
