@@ -137,33 +137,48 @@ pub(crate) fn parse_duration(s: &str) -> Option<Duration> {
     if s == "0" {
         return Some(Duration::ZERO);
     }
-    let mut rest = s;
-    let mut total = 0f64;
-    if rest.is_empty() {
+    if s.is_empty() {
         return None;
     }
+    // Integer arithmetic in nanoseconds (no float parsing: it is big).
+    let mut rest = s;
+    let mut total: u128 = 0;
     while !rest.is_empty() {
         let n = rest
             .find(|c: char| !(c.is_ascii_digit() || c == '.'))
             .unwrap_or(rest.len());
-        let num: f64 = rest[..n].parse().ok()?;
+        let (int, frac) = rest[..n].split_once('.').unwrap_or((&rest[..n], ""));
+        if int.is_empty() && frac.is_empty() {
+            return None;
+        }
         rest = &rest[n..];
         let u = rest
             .find(|c: char| c.is_ascii_digit() || c == '.')
             .unwrap_or(rest.len());
-        let scale = match &rest[..u] {
-            "ns" => 1e-9,
-            "us" | "µs" => 1e-6,
-            "ms" => 1e-3,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
+        let unit: u128 = match &rest[..u] {
+            "ns" => 1,
+            "us" | "\u{b5}s" => 1_000,
+            "ms" => 1_000_000,
+            "s" => 1_000_000_000,
+            "m" => 60_000_000_000,
+            "h" => 3_600_000_000_000,
             _ => return None,
         };
         rest = &rest[u..];
-        total += num * scale;
+        let whole: u128 = if int.is_empty() { 0 } else { int.parse().ok()? };
+        let mut part = whole.checked_mul(unit)?;
+        let mut scale = unit;
+        for d in frac.bytes() {
+            if !d.is_ascii_digit() {
+                return None;
+            }
+            scale /= 10;
+            part += u128::from(d - b'0') * scale;
+        }
+        total = total.checked_add(part)?;
     }
-    Duration::try_from_secs_f64(total).ok()
+    let secs = u64::try_from(total / 1_000_000_000).ok()?;
+    Some(Duration::new(secs, (total % 1_000_000_000) as u32))
 }
 
 fn usage(msg: impl Into<String>) -> Fail {
@@ -335,7 +350,17 @@ mod tests {
         assert_eq!(parse_duration("1m30s"), Some(Duration::from_secs(90)));
         assert_eq!(parse_duration("1.5s"), Some(Duration::from_millis(1500)));
         assert_eq!(parse_duration("0"), Some(Duration::ZERO));
-        for bad in ["", "5", "s", "5x", "-1s", "1e9999h"] {
+        for bad in [
+            "",
+            "5",
+            "s",
+            "5x",
+            "-1s",
+            "1e9999h",
+            "1.2.3s",
+            ".s",
+            "99999999999999999999999999999999999999h",
+        ] {
             assert_eq!(parse_duration(bad), None, "{bad}");
         }
     }

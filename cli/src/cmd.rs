@@ -164,12 +164,10 @@ impl Ctx {
         }
     }
 
-    fn v2(&self) -> task::TaskClient<&Client> {
-        task::TaskClient::new(&self.client)
-    }
-
-    fn v3(&self) -> task_v3::TaskClient<&Client> {
-        task_v3::TaskClient::new(&self.client)
+    /// The task API client for `api` (v3 and v2 share messages; only the
+    /// service name differs).
+    fn task(&self, api: Api) -> task::TaskClient<&Client> {
+        task::TaskClient::with_service(&self.client, api.service())
     }
 
     fn v1(&self) -> v1::ShimClient<&Client> {
@@ -255,8 +253,7 @@ impl Ctx {
                 ..Default::default()
             };
             Ok(match api {
-                Api::V3 => self.v3().create(&req, &self.opts())?.pid,
-                Api::V2 => self.v2().create(&req, &self.opts())?.pid,
+                Api::V3 | Api::V2 => self.task(api).create(&req, &self.opts())?.pid,
                 Api::V1 => {
                     let req = v1::CreateTaskRequest {
                         id: id.clone(),
@@ -283,8 +280,7 @@ impl Ctx {
                 exec_id: exec_id.to_owned(),
             };
             Ok(match api {
-                Api::V3 => self.v3().start(&req, &self.opts())?.pid,
-                Api::V2 => self.v2().start(&req, &self.opts())?.pid,
+                Api::V3 | Api::V2 => self.task(api).start(&req, &self.opts())?.pid,
                 Api::V1 => {
                     let pid = if exec_id.is_empty() { id } else { exec_id };
                     let req = v1::StartRequest { id: pid.to_owned() };
@@ -312,11 +308,7 @@ impl Ctx {
                         id: self.cid()?,
                         exec_id: self.eid(),
                     };
-                    let resp = if api == Api::V3 {
-                        self.v3().state(&req, &self.opts())?
-                    } else {
-                        self.v2().state(&req, &self.opts())?
-                    };
+                    let resp = self.task(api).state(&req, &self.opts())?;
                     json::pretty(&resp)
                 }
             })
@@ -338,11 +330,7 @@ impl Ctx {
                         id: self.cid()?,
                         exec_id: String::new(),
                     };
-                    if api == Api::V3 {
-                        self.v3().state(&req, &self.opts())?.bundle
-                    } else {
-                        self.v2().state(&req, &self.opts())?.bundle
-                    }
+                    self.task(api).state(&req, &self.opts())?.bundle
                 }
             })
         })
@@ -364,11 +352,7 @@ impl Ctx {
                         id: self.cid()?,
                         exec_id: self.eid(),
                     };
-                    let r = if api == Api::V3 {
-                        self.v3().delete(&req, &self.opts())?
-                    } else {
-                        self.v2().delete(&req, &self.opts())?
-                    };
+                    let r = self.task(api).delete(&req, &self.opts())?;
                     (r.exit_status, r.exited_at)
                 }
             };
@@ -436,11 +420,7 @@ impl Ctx {
                         stderr: stderr.clone(),
                         spec: Some(spec.clone()),
                     };
-                    if api == Api::V3 {
-                        self.v3().exec(&req, &self.opts())?;
-                    } else {
-                        self.v2().exec(&req, &self.opts())?;
-                    }
+                    self.task(api).exec(&req, &self.opts())?
                 }
             }
             Ok(())
@@ -519,11 +499,7 @@ impl Ctx {
                         signal,
                         all: self.o.all,
                     };
-                    if api == Api::V3 {
-                        self.v3().kill(&req, &self.opts())?;
-                    } else {
-                        self.v2().kill(&req, &self.opts())?;
-                    }
+                    self.task(api).kill(&req, &self.opts())?
                 }
             }
             Ok(())
@@ -547,11 +523,7 @@ impl Ctx {
                         id: self.cid()?,
                         exec_id: self.eid(),
                     };
-                    let r = if api == Api::V3 {
-                        self.v3().wait(&req, &opts)?
-                    } else {
-                        self.v2().wait(&req, &opts)?
-                    };
+                    let r = self.task(api).wait(&req, &opts)?;
                     (r.exit_status, r.exited_at)
                 }
             })
@@ -572,11 +544,7 @@ impl Ctx {
                 }
                 _ => {
                     let req = task::PidsRequest { id: self.cid()? };
-                    if api == Api::V3 {
-                        json::pretty(&self.v3().pids(&req, &self.opts())?)
-                    } else {
-                        json::pretty(&self.v2().pids(&req, &self.opts())?)
-                    }
+                    json::pretty(&self.task(api).pids(&req, &self.opts())?)
                 }
             })
         })?;
@@ -590,11 +558,7 @@ impl Ctx {
                 Api::V1 => return Err(Fail::Unsupported("stats is not in the v1 API".into())),
                 _ => {
                     let req = task::StatsRequest { id: self.cid()? };
-                    if api == Api::V3 {
-                        json::pretty(&self.v3().stats(&req, &self.opts())?)
-                    } else {
-                        json::pretty(&self.v2().stats(&req, &self.opts())?)
-                    }
+                    json::pretty(&self.task(api).stats(&req, &self.opts())?)
                 }
             })
         })?;
@@ -608,11 +572,7 @@ impl Ctx {
                 Api::V1 => return Err(Fail::Unsupported("connect is not in the v1 API".into())),
                 _ => {
                     let req = task::ConnectRequest { id: self.cid()? };
-                    if api == Api::V3 {
-                        json::pretty(&self.v3().connect(&req, &self.opts())?)
-                    } else {
-                        json::pretty(&self.v2().connect(&req, &self.opts())?)
-                    }
+                    json::pretty(&self.task(api).connect(&req, &self.opts())?)
                 }
             })
         })?;
@@ -625,17 +585,11 @@ impl Ctx {
             match (api, pause) {
                 (Api::V1, true) => self.v1().pause(&(), &self.opts())?,
                 (Api::V1, false) => self.v1().resume(&(), &self.opts())?,
-                (Api::V3, true) => self
-                    .v3()
+                (_, true) => self
+                    .task(api)
                     .pause(&task::PauseRequest { id: self.cid()? }, &self.opts())?,
-                (Api::V3, false) => self
-                    .v3()
-                    .resume(&task::ResumeRequest { id: self.cid()? }, &self.opts())?,
-                (Api::V2, true) => self
-                    .v2()
-                    .pause(&task::PauseRequest { id: self.cid()? }, &self.opts())?,
-                (Api::V2, false) => self
-                    .v2()
+                (_, false) => self
+                    .task(api)
                     .resume(&task::ResumeRequest { id: self.cid()? }, &self.opts())?,
             }
             Ok(())
@@ -658,11 +612,7 @@ impl Ctx {
                         exec_id: self.eid(),
                         stdin: self.o.close_stdin,
                     };
-                    if api == Api::V3 {
-                        self.v3().close_io(&req, &self.opts())?;
-                    } else {
-                        self.v2().close_io(&req, &self.opts())?;
-                    }
+                    self.task(api).close_io(&req, &self.opts())?
                 }
             }
             Ok(())
@@ -691,11 +641,7 @@ impl Ctx {
                         id: self.cid()?,
                         now: self.o.now,
                     };
-                    let r = if api == Api::V3 {
-                        self.v3().shutdown(&req, &self.opts())
-                    } else {
-                        self.v2().shutdown(&req, &self.opts())
-                    };
+                    let r = self.task(api).shutdown(&req, &self.opts());
                     match r {
                         // The shim may exit before its answer is read.
                         Err(ttrpc_std::Error::Closed(_)) => {}
@@ -739,11 +685,7 @@ fn resize_call(
                 width,
                 height,
             };
-            if api == Api::V3 {
-                task_v3::TaskClient::new(client).resize_pty(&req, opts)?;
-            } else {
-                task::TaskClient::new(client).resize_pty(&req, opts)?;
-            }
+            task::TaskClient::with_service(client, api.service()).resize_pty(&req, opts)?;
         }
     }
     Ok(())

@@ -53,6 +53,12 @@ impl Fail {
 }
 
 fn main() -> ExitCode {
+    // The release profile aborts on panic: put the terminal back first.
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        stdio::restore_terminal();
+        default_hook(info);
+    }));
     let argv: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
     let result = match args::parse(argv) {
         Ok(Command::Help) => {

@@ -96,35 +96,40 @@ pub(crate) fn base64(data: &[u8]) -> String {
     out
 }
 
-fn decoded<M: prost::Message + Default + Serialize>(bytes: &[u8]) -> Option<serde_json::Value> {
-    M::decode(bytes)
-        .ok()
-        .and_then(|m| serde_json::to_value(m).ok())
-}
-
-impl Any {
-    /// The payload as JSON when its type is known and it decodes.
-    pub(crate) fn known_value(&self) -> Option<serde_json::Value> {
-        let name = self.type_url.rsplit('/').next().unwrap_or("");
-        match name {
-            "containerd.runc.v1.ProcessDetails" => decoded::<ProcessDetails>(&self.value),
-            "containerd.runc.v1.Options" => decoded::<Options>(&self.value),
-            "io.containerd.cgroups.v1.Metrics" => decoded::<cgroups::v1::Metrics>(&self.value),
-            "io.containerd.cgroups.v2.Metrics" => decoded::<cgroups::v2::Metrics>(&self.value),
-            // An OCI runtime-spec Process travels as JSON.
-            "Process" => serde_json::from_slice(&self.value).ok(),
-            _ => None,
-        }
+/// Writes `value` as the decoded message `M`, if it decodes.
+fn entry<M, S>(map: &mut S, value: &[u8]) -> Result<bool, S::Error>
+where
+    M: prost::Message + Default + Serialize,
+    S: SerializeMap,
+{
+    match M::decode(value) {
+        Ok(m) => map.serialize_entry("value", &m).map(|()| true),
+        Err(_) => Ok(false),
     }
 }
 
 impl Serialize for Any {
+    /// Known payloads (runc ProcessDetails and Options, cgroups v1/v2
+    /// Metrics, an OCI Process as JSON) decoded; anything else, or a
+    /// payload that does not decode, as base64.
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut map = s.serialize_map(Some(2))?;
         map.serialize_entry("type_url", &self.type_url)?;
-        match self.known_value() {
-            Some(v) => map.serialize_entry("value", &v)?,
-            None => map.serialize_entry("value", &base64(&self.value))?,
+        let v = &self.value;
+        let done = match self.type_url.rsplit('/').next().unwrap_or("") {
+            "containerd.runc.v1.ProcessDetails" => entry::<ProcessDetails, _>(&mut map, v)?,
+            "containerd.runc.v1.Options" => entry::<Options, _>(&mut map, v)?,
+            "io.containerd.cgroups.v1.Metrics" => entry::<cgroups::v1::Metrics, _>(&mut map, v)?,
+            "io.containerd.cgroups.v2.Metrics" => entry::<cgroups::v2::Metrics, _>(&mut map, v)?,
+            // An OCI runtime-spec Process travels as JSON.
+            "Process" => match serde_json::from_slice::<serde_json::Value>(v) {
+                Ok(json) => map.serialize_entry("value", &json).map(|()| true)?,
+                Err(_) => false,
+            },
+            _ => false,
+        };
+        if !done {
+            map.serialize_entry("value", &base64(v))?;
         }
         map.end()
     }

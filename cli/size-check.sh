@@ -1,0 +1,37 @@
+#!/bin/sh
+# Builds shimctl and a hello-world statically with the same profile
+# ([profile.shimctl] in .cargo/config.toml: the workspace release profile
+# with panic = "abort") and prints both sizes and the difference
+# (budget: 400 KiB).
+#   cli/size-check.sh
+set -eu
+root=$(cd "$(dirname "$0")/.." && pwd)
+target=x86_64-unknown-linux-gnu
+export RUSTFLAGS="-C target-feature=+crt-static"
+
+cd "$root"
+cargo build --quiet --profile shimctl -p shimctl --target "$target"
+shimctl="$root/target/$target/shimctl/shimctl"
+
+# The hello-world: a throwaway crate with the same [profile.release].
+hello=$(mktemp -d /tmp/shimctl-hello.XXXXXX)
+trap 'rm -rf "$hello"' EXIT
+mkdir -p "$hello/src"
+{
+    printf '[package]\nname = "hello"\nversion = "0.0.0"\nedition = "2024"\n\n[workspace]\n\n'
+    sed -n '/^\[profile.release\]/,/^\[/p' "$root/Cargo.toml" | sed '$ { /^\[/d }'
+} >"$hello/Cargo.toml"
+printf 'fn main() {\n    println!("hello, world");\n}\n' >"$hello/src/main.rs"
+# Run from the workspace so .cargo/config.toml's [profile.shimctl] applies.
+CARGO_TARGET_DIR="$root/target/size-check" cargo build --quiet --profile shimctl \
+    --manifest-path "$hello/Cargo.toml" --target "$target"
+hellobin="$root/target/size-check/$target/shimctl/hello"
+
+file "$shimctl" | grep -Eq "static(-pie)? linked|statically linked" || { echo "shimctl is not static" >&2; exit 1; }
+s=$(stat -c %s "$shimctl")
+h=$(stat -c %s "$hellobin")
+d=$((s - h))
+printf 'hello-world (static): %8d bytes (%d KiB)\n' "$h" $((h / 1024))
+printf 'shimctl     (static): %8d bytes (%d KiB)\n' "$s" $((s / 1024))
+printf 'difference          : %8d bytes (%d KiB; budget 400 KiB)\n' "$d" $((d / 1024))
+[ "$d" -le $((400 * 1024)) ] || { echo "over budget" >&2; exit 1; }
