@@ -1,9 +1,8 @@
 //! Regressions found by the fuzz targets in `fuzz/` (see `fuzz/README.md`).
 //!
 //! Each test replays, by hand, the smallest scenario behind one failing fuzz
-//! invariant. Tests marked `#[ignore = "fuzz crash: ..."]` fail on the
-//! current core; un-ignore one when its bug is fixed (and drop the matching
-//! `known-bugs` gate in the fuzz target, if any).
+//! invariant. A test for a bug not fixed yet is marked
+//! `#[ignore = "fuzz crash: ..."]`; un-ignore it with the fix.
 
 // One real instant as the epoch of a virtual clock.
 #![allow(clippy::disallowed_methods)]
@@ -44,13 +43,14 @@ fn next_request(s: &mut ServerConnection) -> Option<u32> {
     }
 }
 
-/// fuzz target `server_input` (invariant gated by `--features known-bugs`):
-/// the partial-frame timer measures how long the *peer* stalls, but when the
-/// server resumes decoding after its own back-pressure (in-flight or
-/// transmit bound), it starts the timer for the next, incomplete frame from
-/// the time of the last `handle_input`, not from when reading resumed. A
-/// slow handler then gets the connection closed as "peer stalled" although
-/// the rest of the frame sat unread in the socket the whole time.
+/// fuzz target `server_input` ("the server closes as a stalled peer only
+/// after the peer had the whole timeout of reading time"): the partial-frame
+/// timer measures how long the *peer* stalls, but when the server resumed
+/// decoding after its own back-pressure (in-flight or transmit bound), it
+/// started the timer for the next, incomplete frame from the time of the
+/// last `handle_input`, not from when reading resumed. A slow handler then
+/// got the connection closed as "peer stalled" although the rest of the
+/// frame sat unread in the socket the whole time. Fixed in fab14a6.
 #[test]
 fn partial_frame_timer_ignores_time_the_server_was_not_reading() {
     let t0 = Instant::now();
@@ -104,12 +104,12 @@ fn partial_frame_timer_ignores_time_the_server_was_not_reading() {
 /// within its own `max_data_len`" (`Config::max_data_len` is documented as
 /// the largest length "accepted or sent"). Status replies the server makes
 /// up itself (rejections, and the `ResourceExhausted` that replaces an
-/// oversized answer) are queued unchecked, on the assumption that "a status
+/// oversized answer) were queued unchecked, on the assumption that "a status
 /// message is short"; below roughly 200 bytes they are not: the reply to an
 /// undecodable request carries prost's error text and runs to 147 bytes for
 /// a bad metadata key (about 60 for `ResourceExhausted`). A peer with the
-/// same limit then sees the reply as oversized. The fuzz targets use limits
-/// >= 256 until this is fixed.
+/// same limit then saw the reply as oversized. Fixed in fab14a6 (replies
+/// are trimmed); `server_input` now fuzzes a 16-byte limit too.
 #[test]
 fn server_replies_stay_within_a_small_max_data_len() {
     let max = 128;
