@@ -5,7 +5,7 @@
 use std::io::Read;
 
 use prost::Message;
-use serde_json::{Value, json};
+use serde::Serialize;
 use ttrpc_core::{Code, Decoded, FrameDecoder, FrameType, HEADER_LEN, Request, Response};
 
 use crate::Fail;
@@ -40,8 +40,67 @@ fn kind_name(kind: FrameType) -> String {
     }
 }
 
-/// Every frame in `input` as JSON, and what stopped decoding early.
-pub(crate) fn decode_all(input: &[u8]) -> (Vec<Value>, Option<String>) {
+#[derive(Serialize)]
+struct Header {
+    length: u32,
+    stream_id: u32,
+    #[serde(rename = "type")]
+    kind: String,
+    flags: u8,
+}
+
+#[derive(Serialize)]
+struct Kv {
+    key: String,
+    value: String,
+}
+
+#[derive(Serialize)]
+struct Req {
+    service: String,
+    method: String,
+    payload: String,
+    timeout_nano: i64,
+    metadata: Vec<Kv>,
+}
+
+#[derive(Serialize)]
+struct Detail {
+    type_url: String,
+    value: String,
+}
+
+#[derive(Serialize)]
+struct St {
+    code: i32,
+    code_name: String,
+    message: String,
+    details: Vec<Detail>,
+}
+
+#[derive(Serialize)]
+struct Resp {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status: Option<St>,
+    payload: String,
+}
+
+/// One frame as printed.
+#[derive(Serialize)]
+pub(crate) struct Frame {
+    offset: usize,
+    header: Header,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    request: Option<Req>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    response: Option<Resp>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data: Option<String>,
+}
+
+/// Every frame in `input` (header, and the decoded Request or Response as a
+/// JSON string), and what stopped decoding early.
+pub(crate) fn decode_all(input: &[u8]) -> (Vec<Frame>, Option<String>) {
     // No frame can be longer than the input: a larger claim is reported,
     // never allocated.
     let mut dec = FrameDecoder::new(u32::try_from(input.len()).unwrap_or(u32::MAX));
@@ -52,28 +111,38 @@ pub(crate) fn decode_all(input: &[u8]) -> (Vec<Value>, Option<String>) {
         match dec.decode() {
             None => break,
             Some(Decoded::Frame { header, data }) => {
-                let mut v = json!({
-                    "offset": offset,
-                    "header": {
-                        "length": header.len,
-                        "stream_id": header.stream_id.get(),
-                        "type": kind_name(header.kind),
-                        "flags": header.flags.0,
+                let mut f = Frame {
+                    offset,
+                    header: Header {
+                        length: header.len,
+                        stream_id: header.stream_id.get(),
+                        kind: kind_name(header.kind),
+                        flags: header.flags.0,
                     },
-                });
+                    request: None,
+                    response: None,
+                    data: None,
+                };
                 match header.kind {
                     FrameType::Request => match Request::decode(&data[..]) {
                         Ok(r) => {
-                            v["request"] = json!({
-                                "service": r.service,
-                                "method": r.method,
-                                "payload": base64(&r.payload),
-                                "timeout_nano": r.timeout_nano,
-                                "metadata": r.metadata.iter().map(|kv| json!({"key": kv.key, "value": kv.value})).collect::<Vec<_>>(),
+                            f.request = Some(Req {
+                                service: r.service,
+                                method: r.method,
+                                payload: base64(&r.payload),
+                                timeout_nano: r.timeout_nano,
+                                metadata: r
+                                    .metadata
+                                    .into_iter()
+                                    .map(|kv| Kv {
+                                        key: kv.key,
+                                        value: kv.value,
+                                    })
+                                    .collect(),
                             });
                         }
                         Err(e) => {
-                            out.push(v);
+                            out.push(f);
                             return (
                                 out,
                                 Some(format!("frame at byte {offset}: malformed Request: {e}")),
@@ -82,29 +151,36 @@ pub(crate) fn decode_all(input: &[u8]) -> (Vec<Value>, Option<String>) {
                     },
                     FrameType::Response => match Response::decode(&data[..]) {
                         Ok(r) => {
-                            let mut resp = json!({"payload": base64(&r.payload)});
-                            if let Some(s) = r.status {
-                                resp["status"] = json!({
-                                    "code": s.code,
-                                    "code_name": Code::from_i32(s.code).to_string(),
-                                    "message": s.message,
-                                    "details": s.details.iter().map(|d| json!({"type_url": d.type_url, "value": base64(&d.value)})).collect::<Vec<_>>(),
-                                });
-                            }
-                            v["response"] = resp;
+                            let status = r.status.map(|s| St {
+                                code: s.code,
+                                code_name: Code::from_i32(s.code).to_string(),
+                                message: s.message,
+                                details: s
+                                    .details
+                                    .into_iter()
+                                    .map(|d| Detail {
+                                        type_url: d.type_url,
+                                        value: base64(&d.value),
+                                    })
+                                    .collect(),
+                            });
+                            f.response = Some(Resp {
+                                status,
+                                payload: base64(&r.payload),
+                            });
                         }
                         Err(e) => {
-                            out.push(v);
+                            out.push(f);
                             return (
                                 out,
                                 Some(format!("frame at byte {offset}: malformed Response: {e}")),
                             );
                         }
                     },
-                    _ => v["data"] = json!(base64(&data)),
+                    _ => f.data = Some(base64(&data)),
                 }
                 offset += HEADER_LEN + data.len();
-                out.push(v);
+                out.push(f);
             }
             Some(Decoded::Oversized { header }) => {
                 return (

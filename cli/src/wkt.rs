@@ -45,15 +45,14 @@ impl Timestamp {
     /// Go's `time.RFC3339Nano` in UTC: fraction without trailing zeros,
     /// none when zero (`0001-01-01T00:00:00Z`).
     pub(crate) fn rfc3339(&self) -> String {
-        // Normalise nanos into [0, 1e9) without overflow.
-        let mut secs = i128::from(self.seconds);
-        let mut nanos = i128::from(self.nanos);
-        secs += nanos.div_euclid(1_000_000_000);
-        nanos = nanos.rem_euclid(1_000_000_000);
+        // Normalise nanos into [0, 1e9); clamp absurd seconds (never panic).
+        let secs = self
+            .seconds
+            .clamp(-(1 << 52), 1 << 52)
+            .saturating_add(i64::from(self.nanos.div_euclid(1_000_000_000)));
+        let nanos = self.nanos.rem_euclid(1_000_000_000);
         let days = secs.div_euclid(86_400);
         let rem = secs.rem_euclid(86_400);
-        let days =
-            i64::try_from(days).unwrap_or(if days < 0 { i64::MIN / 2 } else { i64::MAX / 2 });
         let (y, mo, d) = civil_from_days(days);
         let (h, mi, s) = (rem / 3600, rem % 3600 / 60, rem % 60);
         let mut out = if (0..=9999).contains(&y) {
