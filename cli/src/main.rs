@@ -6,6 +6,8 @@
 
 mod args;
 mod cmd;
+#[cfg(test)]
+mod codegen_test;
 mod decode;
 mod json;
 mod proto;
