@@ -454,3 +454,133 @@ fn decode_golden_frames() {
         r.stderr
     );
 }
+
+#[test]
+fn tty_exec_attached_through_a_pty() {
+    use std::io::{Read, Write};
+    use std::os::fd::AsFd;
+    if !preflight(
+        "tty_exec_attached_through_a_pty",
+        &["containerd-shim-runc-v2"],
+    ) {
+        return;
+    }
+    let tmp = TempDir::new("shimctl-tty").unwrap();
+    let ns = "shimctl-tty";
+    let id = unique_id("t");
+    let bundle = tmp.path().join(&id);
+    make_bundle(&bundle, INIT, false).unwrap();
+    let out = tmp.path().join("out.txt");
+    touch(&out).unwrap();
+    let shim = ShimV2::start(&bundle, ns, &id).unwrap();
+    let base = [
+        "--socket",
+        shim.address.as_str(),
+        "--id",
+        id.as_str(),
+        "-n",
+        ns,
+    ];
+    let with = |extra: &[&str]| -> Vec<String> {
+        base.iter().chain(extra).map(ToString::to_string).collect()
+    };
+    let o = out.to_str().unwrap();
+    ok(&with(&[
+        "create",
+        "--bundle",
+        bundle.to_str().unwrap(),
+        "--stdout",
+        o,
+        "--stderr",
+        o,
+    ])
+    .iter()
+    .map(String::as_str)
+    .collect::<Vec<_>>());
+    ok(&with(&["start"])
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>());
+
+    let ws = nix::pty::Winsize {
+        ws_row: 40,
+        ws_col: 100,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    let pty = nix::pty::openpty(Some(&ws), None).unwrap();
+    let before = nix::sys::termios::tcgetattr(pty.slave.as_fd()).unwrap();
+    let slave = std::fs::File::from(pty.slave);
+    let (fin, fout) = (tmp.path().join("in.fifo"), tmp.path().join("out.fifo"));
+    let args = with(&[
+        "exec",
+        "tty1",
+        "-t",
+        "-a",
+        "--stdin",
+        fin.to_str().unwrap(),
+        "--stdout",
+        fout.to_str().unwrap(),
+        "--",
+        "sh",
+        "-c",
+        "stty size; read x; echo got:$x",
+    ]);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_shimctl"))
+        .args(&args)
+        .stdin(slave.try_clone().unwrap())
+        .stdout(slave.try_clone().unwrap())
+        .stderr(slave.try_clone().unwrap())
+        .spawn()
+        .unwrap();
+    let mut master = std::fs::File::from(pty.master);
+    // Read everything the exec prints until "got:abc" (or time out).
+    let (tx, rx) = std::sync::mpsc::channel();
+    let mut reader = master.try_clone().unwrap();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 1024];
+        while let Ok(n) = reader.read(&mut buf) {
+            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen = String::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let mut sent = false;
+    while !seen.contains("got:abc") && std::time::Instant::now() < deadline {
+        if let Ok(chunk) = rx.recv_timeout(Duration::from_millis(200)) {
+            seen.push_str(&String::from_utf8_lossy(&chunk));
+        }
+        if !sent && seen.contains("40 100") {
+            master.write_all(b"abc\r").unwrap();
+            sent = true;
+        }
+    }
+    assert!(seen.contains("exec running with pid"), "{seen:?}");
+    assert!(seen.contains("40 100"), "ResizePty not applied: {seen:?}");
+    assert!(seen.contains("got:abc"), "{seen:?}");
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status:?}: {seen:?}");
+    // The terminal is back as it was.
+    let after = nix::sys::termios::tcgetattr(slave.as_fd()).unwrap();
+    assert_eq!(before.local_flags, after.local_flags);
+    assert_eq!(before.input_flags, after.input_flags);
+    ok(&with(&["kill", "--signal", "KILL"])
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>());
+    ok(&with(&["wait"])
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>());
+    ok(&with(&["delete"])
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>());
+    ok(&with(&["shutdown"])
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>());
+    assert!(shim.wait_gone(Duration::from_secs(10)));
+}
