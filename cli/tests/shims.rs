@@ -524,7 +524,7 @@ fn tty_exec_attached_through_a_pty() {
         "--",
         "sh",
         "-c",
-        "stty size; read x; echo got:$x",
+        "read x; stty size; echo got:$x",
     ]);
     let mut child = Command::new(env!("CARGO_BIN_EXE_shimctl"))
         .args(&args)
@@ -552,14 +552,17 @@ fn tty_exec_attached_through_a_pty() {
         if let Ok(chunk) = rx.recv_timeout(Duration::from_millis(200)) {
             seen.push_str(&String::from_utf8_lossy(&chunk));
         }
-        if !sent && seen.contains("40 100") {
+        if !sent && seen.contains("exec running with pid") {
+            // Give the attach time to put the terminal in raw mode and
+            // send ResizePty before typing.
+            std::thread::sleep(Duration::from_millis(300));
             master.write_all(b"abc\r").unwrap();
             sent = true;
         }
     }
     assert!(seen.contains("exec running with pid"), "{seen:?}");
-    assert!(seen.contains("40 100"), "ResizePty not applied: {seen:?}");
     assert!(seen.contains("got:abc"), "{seen:?}");
+    assert!(seen.contains("40 100"), "ResizePty not applied: {seen:?}");
     let status = child.wait().unwrap();
     assert!(status.success(), "{status:?}: {seen:?}");
     // The terminal is back as it was.
