@@ -241,6 +241,15 @@ impl Ctx {
         let [stdin, stdout, stderr] = self.stdio_paths()?;
         let pid = self.each(|api| {
             if self.o.runtime.is_some() && api != Api::V1 {
+                if self.o.api == ApiSel::Auto {
+                    // Only v1 takes a runtime: in auto, go straight on to it.
+                    return Err(Fail::Rpc(ttrpc_std::Error::Status(
+                        ttrpc_core::Status::new(
+                            Code::Unimplemented,
+                            format!("service {}", api.service()),
+                        ),
+                    )));
+                }
                 return Err(Fail::Usage("--runtime is for the v1 API only".into()));
             }
             let req = task::CreateTaskRequest {
