@@ -4,7 +4,7 @@
 
 use serde::ser::{Serialize, SerializeMap, Serializer};
 
-use crate::proto::containerd::runc::v1::{Options, ProcessDetails};
+use crate::proto::containerd::runc::v1::ProcessDetails;
 use crate::proto::io::containerd::cgroups;
 
 /// `google.protobuf.Timestamp`. Any `seconds` decodes, including Go's zero
@@ -108,8 +108,8 @@ where
 }
 
 impl Serialize for Any {
-    /// Known payloads (runc ProcessDetails and Options, cgroups v1/v2
-    /// Metrics, an OCI Process as JSON) decoded; anything else, or a
+    /// The payloads shims answer with (runc `ProcessDetails` in Pids,
+    /// cgroups v1/v2 `Metrics` in Stats) decoded; anything else, or a
     /// payload that does not decode, as base64.
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut map = s.serialize_map(Some(2))?;
@@ -117,14 +117,8 @@ impl Serialize for Any {
         let v = &self.value;
         let done = match self.type_url.rsplit('/').next().unwrap_or("") {
             "containerd.runc.v1.ProcessDetails" => entry::<ProcessDetails, _>(&mut map, v)?,
-            "containerd.runc.v1.Options" => entry::<Options, _>(&mut map, v)?,
             "io.containerd.cgroups.v1.Metrics" => entry::<cgroups::v1::Metrics, _>(&mut map, v)?,
             "io.containerd.cgroups.v2.Metrics" => entry::<cgroups::v2::Metrics, _>(&mut map, v)?,
-            // An OCI runtime-spec Process travels as JSON.
-            "Process" => match serde_json::from_slice::<serde_json::Value>(v) {
-                Ok(json) => map.serialize_entry("value", &json).map(|()| true)?,
-                Err(_) => false,
-            },
             _ => false,
         };
         if !done {
