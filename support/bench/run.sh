@@ -44,8 +44,15 @@ rustc --edition 2021 -C opt-level=z -C panic=abort -C strip=symbols \
 echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC')"
 echo "- machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), kernel $(uname -r), $(rustc --version | cut -d' ' -f1-2), $(go version | cut -d' ' -f3)"
 echo "- command: \`$cmdline\` (runs \`ttrpc-bench drive $args\`)"
+# The same servers built the way a size-conscious binary ships (the
+# workspace's own profile: opt-level "z", stripped; static glibc), for the
+# idle-RSS comparison with the static do-nothing process.
+(cd "$root" && CARGO_TARGET_DIR=$root/target/bench-static \
+    RUSTFLAGS="-C target-feature=+crt-static" \
+    cargo build --release --quiet --target x86_64-unknown-linux-gnu -p ttrpc-bench)
 # shellcheck disable=SC2086 # $args is a word list on purpose
 exec "$target/release/ttrpc-bench" drive $args \
     --go "$out/go-bench" \
     --ttrpc-rust "$root/support/bench-ttrpc-rust/target/release/bench-ttrpc-rust" \
-    --sleeper "$out/sleeper" --sleeper-dyn "$out/sleeper-dyn" "$@"
+    --sleeper "$out/sleeper" --sleeper-dyn "$out/sleeper-dyn" \
+    --static-bench "$root/target/bench-static/x86_64-unknown-linux-gnu/release/ttrpc-bench" "$@"

@@ -21,6 +21,7 @@ pub(crate) struct Options {
     ttrpc_rust: String,
     sleeper: String,
     sleeper_dyn: Option<String>,
+    static_bench: Option<String>,
 }
 
 impl Options {
@@ -35,6 +36,7 @@ impl Options {
             ttrpc_rust: String::new(),
             sleeper: String::new(),
             sleeper_dyn: None,
+            static_bench: None,
         };
         let mut it = args.iter();
         while let Some(name) = it.next() {
@@ -48,6 +50,7 @@ impl Options {
                 "--ttrpc-rust" => o.ttrpc_rust = value.to_string(),
                 "--sleeper" => o.sleeper = value.to_string(),
                 "--sleeper-dyn" => o.sleeper_dyn = Some(value.to_string()),
+                "--static-bench" => o.static_bench = Some(value.to_string()),
                 _ => return None,
             }
         }
@@ -376,6 +379,37 @@ pub(crate) fn run(o: &Options) -> Result<()> {
         if let (Some(path), true) = (&o.sleeper_dyn, pinned) {
             dyn_floor = idle_floor(std::slice::from_ref(path), pinned).ok();
         }
+        if let Some(path) = &o.static_bench {
+            for imp in &imps[1..3] {
+                let kind = if imp.name == COLUMNS[1] { "std" } else { "mio" };
+                let argv = [path.clone(), "server".into(), kind.into(), "{sock}".into()];
+                let s = sock();
+                let idle = start_server(
+                    &Imp {
+                        name: imp.name,
+                        server: argv.to_vec(),
+                        client: vec![],
+                    },
+                    &s,
+                    pinned,
+                )
+                .and_then(|server| {
+                    std::thread::sleep(Duration::from_millis(250));
+                    settled_rss_kib(server.child.id())
+                });
+                match idle {
+                    #[allow(clippy::cast_precision_loss)]
+                    Ok(kib) => results
+                        .entry(("rss_static", pinned, imp.name))
+                        .or_default()
+                        .push(kib as f64),
+                    Err(e) => eprintln!("  {} static: {e}", imp.name),
+                }
+            }
+            if let Some(floor) = results.get(&("rss_idle", pinned, COLUMNS[0])).cloned() {
+                results.insert(("rss_static", pinned, COLUMNS[0]), floor);
+            }
+        }
         for imp in &imps[1..] {
             let n = if imp.name.starts_with("ttrpc-rust") {
                 o.tr_conns
@@ -457,7 +491,7 @@ enum Kind {
 }
 
 fn print_table(o: &Options, results: &HashMap<Key, Vec<f64>>) {
-    let rows: [(&str, String, Kind, usize); 8] = [
+    let rows: [(&str, String, Kind, usize); 9] = [
         (
             "rtt16",
             "16 B round trip, 1 in flight (µs/call)".into(),
@@ -486,6 +520,12 @@ fn print_table(o: &Options, results: &HashMap<Key, Vec<f64>>) {
         (
             "rss_idle",
             "idle server RSS (KiB; floor = static do-nothing process)".into(),
+            Kind::OverFloor,
+            0,
+        ),
+        (
+            "rss_static",
+            "idle server RSS, static opt-level \"z\" build (KiB)".into(),
             Kind::OverFloor,
             0,
         ),
