@@ -274,13 +274,14 @@ impl Harness {
 
     fn start(&mut self, spec: &CallSpec) {
         let now = self.clock.now();
-        let mut options = CallOptions::default();
-        options.timeout = spec.timeout;
         let mut metadata = Metadata::new();
         if spec.metadata {
             metadata.append("X-Fuzz", spec.service.clone());
         }
-        options.metadata = metadata.clone();
+        let options = CallOptions {
+            timeout: spec.timeout,
+            metadata: metadata.clone(),
+        };
         let timeout_nano = spec.timeout.map_or(0, |t| {
             i64::try_from(t.as_nanos()).unwrap_or(i64::MAX).max(1)
         });

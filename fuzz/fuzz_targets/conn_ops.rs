@@ -170,8 +170,10 @@ impl Pair {
 
     fn start_call(&mut self, method: u8, payload_len: u16, timeout_ms: Option<u16>, md: bool) {
         let now = self.clock.now();
-        let mut opts = CallOptions::default();
-        opts.timeout = timeout_ms.map(|ms| Duration::from_millis(u64::from(ms)));
+        let mut opts = CallOptions {
+            timeout: timeout_ms.map(|ms| Duration::from_millis(u64::from(ms))),
+            metadata: Metadata::new(),
+        };
         if md {
             opts.metadata.append("k", format!("v{method}"));
         }
@@ -308,7 +310,7 @@ impl Pair {
         // leave nothing due unless it closed the connection.
         let was_closed = self.server.is_closed();
         for _ in 0..2 {
-            if self.server.is_closed() || !self.server.poll_timeout().is_some_and(|d| d <= now) {
+            if self.server.is_closed() || self.server.poll_timeout().is_none_or(|d| d > now) {
                 break;
             }
             self.server.handle_timeout(now);
@@ -318,7 +320,7 @@ impl Pair {
             self.dirty = true;
         }
         assert!(
-            self.server.is_closed() || !self.server.poll_timeout().is_some_and(|d| d <= now),
+            self.server.is_closed() || self.server.poll_timeout().is_none_or(|d| d > now),
             "handle_timeout left the partial-frame timer due"
         );
     }

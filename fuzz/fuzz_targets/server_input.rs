@@ -137,7 +137,7 @@ impl Harness {
     /// has had the whole timeout of reading time.
     fn timeout(&mut self, now: Instant) {
         for _ in 0..2 {
-            if self.server.is_closed() || !self.server.poll_timeout().is_some_and(|d| now >= d) {
+            if self.server.is_closed() || self.server.poll_timeout().is_none_or(|d| now < d) {
                 break;
             }
             self.server.handle_timeout(now);
@@ -158,7 +158,7 @@ impl Harness {
             }
         }
         assert!(
-            self.server.is_closed() || !self.server.poll_timeout().is_some_and(|d| now >= d),
+            self.server.is_closed() || self.server.poll_timeout().is_none_or(|d| now < d),
             "handle_timeout left the timer due"
         );
     }
@@ -303,7 +303,7 @@ impl Harness {
                 assert_eq!(header.stream_id, id);
                 let kind = header.kind;
                 match &error {
-                    ProtocolError::EvenStreamId => assert!(id.get() % 2 == 0),
+                    ProtocolError::EvenStreamId => assert!(id.get().is_multiple_of(2)),
                     ProtocolError::StreamIdReused => {
                         assert_eq!(kind, FrameType::Request);
                         assert!(id.get() % 2 == 1 && id.get() <= self.last_request_id);
