@@ -18,8 +18,10 @@ pub struct Config {
     /// Transmit bytes queued before the connection stops decoding new frames
     /// (server) or refuses new calls (client) (default 8 MiB).
     pub max_tx_bytes: usize,
-    /// Server only: close a connection whose peer starts a frame and sends
-    /// nothing more for this long (default: none, as Go).
+    /// Server only: close a connection whose peer starts a frame and does
+    /// not complete it within this long, counted from the frame's first
+    /// byte (default: none, as Go). Time the server itself spends not
+    /// reading (at a bound) does not count.
     pub partial_frame_timeout: Option<Duration>,
 }
 

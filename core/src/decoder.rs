@@ -9,6 +9,9 @@ use bytes::{Buf, Bytes, BytesMut};
 
 use crate::frame::{FrameHeader, HEADER_LEN};
 
+/// The most the decoder reserves ahead of bytes actually received.
+const RESERVE_AHEAD: usize = 64 * 1024;
+
 /// One decoding step's result.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decoded {
@@ -75,8 +78,11 @@ impl FrameDecoder {
         }
         let total = HEADER_LEN + header.len as usize;
         if self.buf.len() < total {
-            // Make room for the whole frame once, rather than growing by chunks.
-            self.buf.reserve(total - self.buf.len());
+            // Grow ahead of the body, but never by more than RESERVE_AHEAD
+            // at a time: a bare header must not make us allocate the length
+            // it claims before the bytes exist.
+            self.buf
+                .reserve((total - self.buf.len()).min(RESERVE_AHEAD));
             return None;
         }
         let mut frame = self.buf.split_to(total);
@@ -194,6 +200,18 @@ mod tests {
         assert_eq!(d.buffered(), 0);
         assert!(d.in_partial_frame());
         assert!(d.decode().is_none());
+    }
+
+    #[test]
+    fn a_bare_header_does_not_reserve_the_claimed_length() {
+        let mut d = FrameDecoder::new(4 << 20);
+        d.push(&[0x00, 0x40, 0x00, 0x00, 0, 0, 0, 1, 1, 0]); // claims 4 MiB
+        assert!(d.decode().is_none());
+        assert!(
+            d.buf.capacity() <= 2 * RESERVE_AHEAD,
+            "{}",
+            d.buf.capacity()
+        );
     }
 
     #[test]

@@ -134,7 +134,9 @@ pub enum ProtocolError {
 }
 
 impl ProtocolError {
-    /// The status code sent back, or `None` when the frame is only skipped.
+    /// The status code this kind of violation is answered with, or `None`
+    /// when it is only skipped. An oversized frame is answered only when it
+    /// is a Request; oversized frames of other types are skipped.
     #[must_use]
     pub fn reply_code(&self) -> Option<Code> {
         match self {

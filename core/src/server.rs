@@ -45,7 +45,7 @@ pub enum ServerEvent {
     /// [`ServerConnection::send_response`].
     Request(IncomingRequest),
     /// A frame broke the protocol. It has already been counted, and
-    /// answered on its stream when [`ProtocolError::reply_code`] says so.
+    /// answered on its stream where [`ProtocolError::reply_code`] says so.
     Rejected {
         /// The frame's stream id.
         id: StreamId,
@@ -180,6 +180,8 @@ impl ServerConnection {
 
     /// Stops handing out new requests (graceful shutdown): requests in
     /// flight are still answered; [`Self::is_idle`] says when all are.
+    /// Input is no longer decoded, so a later EOF reports no `Closed`
+    /// event: the transport calls [`Self::close`] once idle.
     pub fn shutdown(&mut self) {
         self.shutting_down = true;
     }
