@@ -242,17 +242,7 @@ impl Client {
                     }
                 }
             }
-            while let Some(event) = self.core.poll_event() {
-                progress = true;
-                match event {
-                    ClientEvent::Response { id, result } => {
-                        self.completions
-                            .push_back((id, result.map_err(Error::from)));
-                    }
-                    ClientEvent::Closed { reason } => self.closed = Some(reason),
-                    _ => {}
-                }
-            }
+            progress |= self.drain_events();
             if !progress {
                 break;
             }
@@ -260,42 +250,39 @@ impl Client {
         self.update_interest();
     }
 
+    /// Moves the core's events into `completions`; returns whether any came.
+    fn drain_events(&mut self) -> bool {
+        let mut any = false;
+        while let Some(event) = self.core.poll_event() {
+            any = true;
+            match event {
+                ClientEvent::Response { id, result } => {
+                    self.completions
+                        .push_back((id, result.map_err(Error::from)));
+                }
+                ClientEvent::Closed { reason } => self.closed = Some(reason),
+                _ => {}
+            }
+        }
+        any
+    }
+
     fn update_interest(&mut self) {
         let want = if self.closed.is_some() {
             None
         } else {
-            let read = self.core.wants_read().then_some(Interest::READABLE);
-            match (read, self.core.wants_write()) {
-                (Some(r), true) => Some(r.add(Interest::WRITABLE)),
-                (None, true) => Some(Interest::WRITABLE),
-                (r, false) => r,
-            }
+            io::interest(self.core.wants_read(), self.core.wants_write())
         };
         if want == self.interest {
             return;
         }
-        let result = match (self.interest, want) {
-            (None, Some(i)) => self.mio.register(&mut self.sock, self.token, i),
-            (Some(_), Some(i)) => self.mio.reregister(&mut self.sock, self.token, i),
-            (Some(_), None) => self.mio.deregister(&mut self.sock),
-            (None, None) => Ok(()),
-        };
-        match result {
+        match io::set_interest(&self.mio, &mut self.sock, self.token, self.interest, want) {
             Ok(()) => self.interest = want,
             Err(e) => {
                 self.core
                     .close(ConnectionError::Transport(format!("register: {e}")));
                 self.interest = None;
-                while let Some(event) = self.core.poll_event() {
-                    match event {
-                        ClientEvent::Response { id, result } => {
-                            self.completions
-                                .push_back((id, result.map_err(Error::from)));
-                        }
-                        ClientEvent::Closed { reason } => self.closed = Some(reason),
-                        _ => {}
-                    }
-                }
+                self.drain_events();
             }
         }
     }

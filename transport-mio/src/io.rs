@@ -4,6 +4,7 @@ use std::io::{self, Read};
 use std::os::fd::{AsFd, AsRawFd};
 
 use mio::net::UnixStream;
+use mio::{Interest, Token};
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::socket::{MsgFlags, send};
@@ -61,4 +62,34 @@ pub(crate) fn hung_up(sock: &UnixStream) -> bool {
         && fds[0]
             .revents()
             .is_some_and(|r| r.intersects(PollFlags::POLLHUP | PollFlags::POLLERR))
+}
+
+/// The readiness a connection needs: `READABLE` while its core wants input,
+/// `WRITABLE` while it has bytes queued; `None` when it needs neither.
+pub(crate) fn interest(wants_read: bool, wants_write: bool) -> Option<Interest> {
+    match (wants_read, wants_write) {
+        (true, true) => Some(Interest::READABLE.add(Interest::WRITABLE)),
+        (true, false) => Some(Interest::READABLE),
+        (false, true) => Some(Interest::WRITABLE),
+        (false, false) => None,
+    }
+}
+
+/// Moves `sock`'s registration from `current` to `want`: register,
+/// reregister or deregister, so interest changes cost one system call and
+/// an unchanged interest none.
+pub(crate) fn set_interest(
+    registry: &mio::Registry,
+    sock: &mut UnixStream,
+    token: Token,
+    current: Option<Interest>,
+    want: Option<Interest>,
+) -> io::Result<()> {
+    match (current, want) {
+        (a, b) if a == b => Ok(()),
+        (None, Some(i)) => registry.register(sock, token, i),
+        (Some(_), Some(i)) => registry.reregister(sock, token, i),
+        (Some(_), None) => registry.deregister(sock),
+        (None, None) => Ok(()),
+    }
 }

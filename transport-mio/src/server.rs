@@ -624,22 +624,10 @@ impl Server {
             }
             return;
         }
-        let mut want: Option<Interest> = None;
-        if conn.core.wants_read() {
-            want = Some(Interest::READABLE);
-        }
-        if conn.core.wants_write() {
-            want = Some(want.map_or(Interest::WRITABLE, |i| i.add(Interest::WRITABLE)));
-        }
+        let want = io::interest(conn.core.wants_read(), conn.core.wants_write());
         if want != conn.interest {
             let token = Token(self.tokens.start + 2 + slot);
-            let result = match (conn.interest, want) {
-                (None, Some(i)) => self.mio.register(&mut conn.sock, token, i),
-                (Some(_), Some(i)) => self.mio.reregister(&mut conn.sock, token, i),
-                (Some(_), None) => self.mio.deregister(&mut conn.sock),
-                (None, None) => Ok(()),
-            };
-            match result {
+            match io::set_interest(&self.mio, &mut conn.sock, token, conn.interest, want) {
                 Ok(()) => conn.interest = want,
                 Err(e) => {
                     conn.core
