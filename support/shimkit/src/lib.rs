@@ -257,15 +257,18 @@ impl ShimV2 {
     }
 }
 
+/// Force-deletes container `id` from runc's state for `namespace`, so a
+/// test never leaves a container behind, whatever the shim did.
+fn runc_delete(namespace: &str, id: &str) {
+    let root = format!("/run/containerd/runc/{namespace}");
+    let _ = run(Command::new("runc")
+        .args(["--root", &root, "delete", "-f", id])
+        .stderr(Stdio::null()));
+}
+
 impl Drop for ShimV2 {
     fn drop(&mut self) {
-        let _ = run(Command::new("runc")
-            .args([
-                "--root",
-                &format!("/run/containerd/runc/{}", self.namespace),
-            ])
-            .args(["delete", "-f", &self.id])
-            .stderr(Stdio::null()));
+        runc_delete(&self.namespace, &self.id);
         for pid in self.pids() {
             kill9(pid);
         }
@@ -356,13 +359,7 @@ impl ShimV1 {
 
 impl Drop for ShimV1 {
     fn drop(&mut self) {
-        let _ = run(Command::new("runc")
-            .args([
-                "--root",
-                &format!("/run/containerd/runc/{}", self.namespace),
-            ])
-            .args(["delete", "-f", &self.id])
-            .stderr(Stdio::null()));
+        runc_delete(&self.namespace, &self.id);
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
