@@ -3,6 +3,10 @@
 
 use std::collections::HashMap;
 
+mod value;
+#[allow(unused_imports, reason = "for the built-in shim")]
+pub(crate) use value::{MAX_DEPTH, NotAnObject, ParseError, Value};
+
 use serde::Serialize;
 
 /// Values Go's `omitempty` leaves out: zero numbers, `false`, empty strings
