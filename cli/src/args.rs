@@ -67,6 +67,34 @@ Commands:
   decode [FILE]               decode raw ttrpc frames (default stdin) and
                               print each frame as JSON
 
+Built-in shim (host processes, no isolation):
+  run [--tty] [-e|--env K=V]... [--cwd DIR] -- CMD ARGS...
+                              run CMD as a task of a private built-in shim
+                              (socket in a temp dir), attached to this
+                              terminal; exits with its status (128+N if
+                              killed by signal N). SIGINT, SIGTERM and
+                              SIGHUP are forwarded to the task (a second
+                              one kills it). The environment is ours plus
+                              --env; cwd defaults to ours
+  run --shim PATH --bundle DIR
+                              the same flow on another task v2 shim binary
+                              (e.g. containerd-shim-runc-v2) and an OCI
+                              bundle of yours, id run-PID-RANDOM; the shim
+                              writes its own files into DIR (see README)
+  serve [--daemon] [--allow UID[:GID]]... (--socket ADDR | --id ID)
+                              serve the task API (containerd.task.v2.Task
+                              and v3) for host processes: no isolation; of
+                              config.json only `process` is read (args,
+                              env, cwd, terminal, consoleSize); root,
+                              user, namespaces, mounts and cgroups are
+                              ignored. With --id it listens where `ctr
+                              shim --id` looks (with -n and --address).
+                              Socket mode 0600; only this euid/egid may
+                              connect, plus --allow. --daemon detaches and
+                              prints the address once listening. SIGTERM
+                              or SIGINT kills the tasks, removes the
+                              socket and exits 0
+
 Shim v1 (`containerd-shim`): the id in each request is the process
 (--exec-id if given, else the container id); delete --exec-id calls
 DeleteProcess; pids calls ListPids; connect and stats are not in the v1 API.
@@ -119,6 +147,20 @@ pub(crate) struct Opts {
     pub(crate) height: Option<u32>,
     pub(crate) now: bool,
     pub(crate) close_stdin: bool,
+    /// serve: detach like a shim's `start`.
+    pub(crate) daemon: bool,
+    /// serve: also accept these peers (`UID[:GID]`).
+    pub(crate) allow: Vec<String>,
+    /// run: a task v2 shim binary to use instead of the built-in one.
+    pub(crate) shim: Option<String>,
+    /// serve, hidden: print the address once listening (`run`, `--daemon`).
+    pub(crate) notify: bool,
+    /// serve, hidden: the `--daemon` child.
+    pub(crate) detached: bool,
+    /// serve, hidden: exit when this pid (our parent) dies.
+    pub(crate) die_with: Option<u32>,
+    /// serve, hidden: a directory to remove at exit.
+    pub(crate) cleanup: Option<String>,
 }
 
 pub(crate) enum Command {
@@ -128,7 +170,7 @@ pub(crate) enum Command {
 
 const COMMANDS: &[&str] = &[
     "create", "start", "state", "delete", "exec", "kill", "wait", "pids", "stats", "pause",
-    "resume", "close-io", "resize", "connect", "shutdown", "decode",
+    "resume", "close-io", "resize", "connect", "shutdown", "decode", "serve", "run",
 ];
 
 /// `5s`, `500ms`, `1m30s`, `1.5h`, `250us`, `0`: Go's `time.ParseDuration`
@@ -232,6 +274,13 @@ pub(crate) fn parse(argv: Vec<OsString>) -> Result<Command, Fail> {
         height: None,
         now: false,
         close_stdin: false,
+        daemon: false,
+        allow: Vec::new(),
+        shim: None,
+        notify: false,
+        detached: false,
+        die_with: None,
+        cleanup: None,
     };
     let mut p = lexopt::Parser::from_args(head);
     let err = |e: lexopt::Error| usage(e.to_string());
@@ -286,6 +335,13 @@ pub(crate) fn parse(argv: Vec<OsString>) -> Result<Command, Fail> {
             Long("width") => o.width = Some(number(&mut p, "--width")?),
             Long("height") => o.height = Some(number(&mut p, "--height")?),
             Long("now") => o.now = true,
+            Long("daemon") => o.daemon = true,
+            Long("allow") => o.allow.push(string(&mut p)?),
+            Long("shim") => o.shim = Some(string(&mut p)?),
+            Long("notify") => o.notify = true,
+            Long("detached") => o.detached = true,
+            Long("die-with") => o.die_with = Some(number(&mut p, "--die-with")?),
+            Long("cleanup") => o.cleanup = Some(string(&mut p)?),
             Value(v) => {
                 let v = v.string().map_err(err)?;
                 if o.cmd.is_empty() {
@@ -313,12 +369,21 @@ pub(crate) fn parse(argv: Vec<OsString>) -> Result<Command, Fail> {
             o.cmd, o.positionals[max_pos]
         )));
     }
-    if !o.words.is_empty() && o.cmd != "exec" {
+    if !o.words.is_empty() && o.cmd != "exec" && o.cmd != "run" {
         return Err(usage(format!("{}: takes no command after --", o.cmd)));
     }
     match o.cmd.as_str() {
         "create" if o.bundle.is_none() => return Err(usage("create: --bundle DIR is required")),
         "exec" if o.positionals.is_empty() => return Err(usage("exec: EXEC_ID is required")),
+        "run" if o.words.is_empty() && o.shim.is_none() => {
+            return Err(usage("run: a command is required after --"));
+        }
+        "run" if o.shim.is_some() != o.bundle.is_some() => {
+            return Err(usage("run: --shim and --bundle go together"));
+        }
+        "serve" if o.socket.is_none() && o.id.is_none() => {
+            return Err(usage("serve: --socket ADDR or --id ID is required"));
+        }
         "resize" if o.width.is_none() || o.height.is_none() => {
             return Err(usage("resize: --width and --height are required"));
         }

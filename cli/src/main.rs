@@ -1,6 +1,8 @@
 //! `shimctl`: drive a containerd shim by hand over ttrpc — task v3, task v2
 //! (`containerd-shim-runc-v2`) and shim v1 (`containerd-shim`). A working
 //! replacement for `ctr shim`; see `shimctl --help` and cli/README.md.
+//! `shimctl serve` and `shimctl run` add a built-in task shim for host
+//! processes (`shim`), so there is always something to drive.
 
 #![deny(unsafe_code)]
 
@@ -11,7 +13,9 @@ mod codegen_test;
 mod decode;
 mod json;
 mod proto;
+mod run;
 mod sha256;
+mod shim;
 mod stdio;
 mod sys;
 mod wkt;
@@ -98,8 +102,11 @@ fn one_line(s: &str) -> String {
 }
 
 fn run(opts: Opts) -> Result<(), Fail> {
-    if opts.cmd == "decode" {
-        return decode::run(&opts);
+    match opts.cmd.as_str() {
+        "decode" => return decode::run(&opts),
+        "serve" => return shim::command(&opts),
+        "run" => return run::run(&opts),
+        _ => {}
     }
     let ctx = cmd::Ctx::connect(opts)?;
     ctx.dispatch()

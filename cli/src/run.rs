@@ -1,0 +1,497 @@
+//! `shimctl run`: a command as a task, start to finish — on a private
+//! built-in shim (`shimctl serve` in a temp dir, dying with us), or on a
+//! task v2 shim binary of the user's (`--shim PATH --bundle DIR`, its
+//! `start` protocol and `log` fifo handled). Stdio is attached, signals
+//! are forwarded, and the exit status is the command's.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::DirBuilderExt as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::mpsc;
+use std::thread;
+use std::time::Duration;
+
+use nix::sys::signal::{SigSet, Signal};
+use ttrpc_core::CallOptions;
+use ttrpc_std::Client;
+
+use crate::Fail;
+use crate::args::Opts;
+use crate::json::Value;
+use crate::proto::task::{self, TaskClient};
+use crate::stdio;
+
+/// How long output may keep coming after the task exited (a background
+/// child that holds stdout open must not hang us).
+const DRAIN: Duration = Duration::from_secs(2);
+/// Calls other than Wait.
+const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+
+fn other(what: impl std::fmt::Display, e: impl std::fmt::Display) -> Fail {
+    Fail::Other(format!("run: {what}: {e}"))
+}
+
+/// Eight random hex digits (ids and temp names must not collide).
+fn random_hex() -> String {
+    let mut b = [0u8; 4];
+    let _ = File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut b));
+    if b == [0; 4] {
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        b = t.subsec_nanos().to_le_bytes();
+    }
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// What we started and must take down again, whatever happens.
+struct Cleanup {
+    dir: PathBuf,
+    shim: Option<Child>,
+    /// A `log` fifo we created in the user's bundle.
+    log: Option<PathBuf>,
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        if let Some(mut shim) = self.shim.take() {
+            // Our own shim: SIGTERM kills its tasks and removes its socket.
+            if matches!(shim.try_wait(), Ok(None)) {
+                let pid = nix::unistd::Pid::from_raw(shim.id() as i32);
+                let _ = nix::sys::signal::kill(pid, Signal::SIGTERM);
+            }
+            let _ = shim.wait();
+        }
+        if let Some(log) = self.log.take() {
+            let _ = std::fs::remove_file(log);
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// `shimctl run`.
+pub(crate) fn run(o: &Opts) -> Result<(), Fail> {
+    if o.shim.is_some() && !o.words.is_empty() {
+        return Err(Fail::Usage(
+            "run: with --bundle the command is the bundle's (no words after --)".into(),
+        ));
+    }
+    // Before any thread exists: the signal thread takes them all.
+    let mut signals = SigSet::empty();
+    for s in [
+        Signal::SIGINT,
+        Signal::SIGTERM,
+        Signal::SIGHUP,
+        Signal::SIGWINCH,
+    ] {
+        signals.add(s);
+    }
+    signals
+        .thread_block()
+        .map_err(|e| other("block signals", e))?;
+
+    let me = std::process::id();
+    let tag = random_hex();
+    let id = format!("run-{me}-{tag}");
+    let dir = std::env::temp_dir().join(format!("shimctl-{id}"));
+    if dir.starts_with("/run/containerd/s") {
+        return Err(Fail::Other(
+            "run: refusing a temp dir under /run/containerd/s".into(),
+        ));
+    }
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(&dir)
+        .map_err(|e| other(format_args!("create {}", dir.display()), e))?;
+    let mut cleanup = Cleanup {
+        dir: dir.clone(),
+        shim: None,
+        log: None,
+    };
+
+    let (address, bundle) = match (&o.shim, &o.bundle) {
+        (Some(shim), Some(bundle)) => {
+            let bundle = PathBuf::from(stdio::absolute(bundle));
+            let address = start_third_party(o, shim, &bundle, &id, &mut cleanup)?;
+            (address, bundle)
+        }
+        _ => {
+            let bundle = dir.join("bundle");
+            write_bundle(o, &bundle)?;
+            let address = start_builtin(&dir, &mut cleanup)?;
+            (address, bundle)
+        }
+    };
+    let client = Arc::new(Client::connect(&address).map_err(|e| other(&address, e))?);
+    let status = drive(o, &client, &id, &bundle, &dir, &signals);
+    let tasks = TaskClient::new(Arc::clone(&client));
+    let opts = CallOptions::with_timeout(CALL_TIMEOUT);
+    // Whatever happened, leave no task behind.
+    if status.is_err() {
+        let _ = tasks.kill(
+            &task::KillRequest {
+                id: id.clone(),
+                signal: Signal::SIGKILL as u32,
+                all: true,
+                ..Default::default()
+            },
+            &opts,
+        );
+        let _ = tasks.wait(
+            &task::WaitRequest {
+                id: id.clone(),
+                ..Default::default()
+            },
+            &opts,
+        );
+    }
+    let _ = tasks.delete(
+        &task::DeleteRequest {
+            id: id.clone(),
+            ..Default::default()
+        },
+        &opts,
+    );
+    let _ = tasks.shutdown(
+        &task::ShutdownRequest {
+            id: id.clone(),
+            now: false,
+        },
+        &opts,
+    );
+    drop(tasks);
+    drop(client);
+    stdio::restore_terminal();
+    if let Some(shim) = cleanup.shim.as_mut() {
+        // It exits after Shutdown; SIGTERM in drop only if it did not.
+        for _ in 0..100 {
+            if !matches!(shim.try_wait(), Ok(None)) {
+                break;
+            }
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+    drop(cleanup);
+    let status = status?;
+    let _ = io::stdout().flush();
+    std::process::exit(i32::try_from(status.min(255)).unwrap_or(255));
+}
+
+/// Writes a bundle whose `config.json` runs the words after `--` with our
+/// environment plus `--env`, in `--cwd` or ours.
+fn write_bundle(o: &Opts, bundle: &Path) -> Result<(), Fail> {
+    std::fs::create_dir(bundle).map_err(|e| other("create bundle", e))?;
+    let strings = |v: Vec<String>| Value::Array(v.into_iter().map(Value::String).collect());
+    let mut env: Vec<String> = std::env::vars_os()
+        .filter_map(|(k, v)| {
+            Some(format!(
+                "{}={}",
+                k.into_string().ok()?,
+                v.into_string().ok()?
+            ))
+        })
+        .collect();
+    env.extend(o.env.iter().cloned());
+    let cwd = match &o.cwd {
+        Some(c) => stdio::absolute(c),
+        None => std::env::current_dir()
+            .map_err(|e| other("cwd", e))?
+            .display()
+            .to_string(),
+    };
+    let mut process = vec![
+        ("terminal".to_owned(), Value::Bool(o.tty)),
+        ("args".to_owned(), strings(o.words.clone())),
+        ("env".to_owned(), strings(env)),
+        ("cwd".to_owned(), Value::String(cwd)),
+    ];
+    if o.tty {
+        if let Some((w, h)) = crate::sys::window_size(io::stdin()) {
+            process.push((
+                "consoleSize".to_owned(),
+                Value::Object(vec![
+                    ("height".to_owned(), Value::Number(f64::from(h))),
+                    ("width".to_owned(), Value::Number(f64::from(w))),
+                ]),
+            ));
+        }
+    }
+    let config = Value::Object(vec![
+        ("ociVersion".to_owned(), Value::String("1.0.2".to_owned())),
+        ("process".to_owned(), Value::Object(process)),
+        (
+            "root".to_owned(),
+            Value::Object(vec![("path".to_owned(), Value::String("/".to_owned()))]),
+        ),
+    ]);
+    let mut text = String::new();
+    config.write_compact(&mut text);
+    std::fs::write(bundle.join("config.json"), text).map_err(|e| other("write config.json", e))
+}
+
+/// Reads a started shim's address from `out` (it closes the pipe once
+/// listening, as a shim's `start` does).
+fn read_address(child: &mut Child) -> Result<String, Fail> {
+    let mut address = String::new();
+    if let Some(mut out) = child.stdout.take() {
+        let _ = out.read_to_string(&mut address);
+    }
+    let address = address.trim().to_owned();
+    if address.is_empty() {
+        let status = child.wait().map_err(|e| other("shim", e))?;
+        return Err(Fail::Other(format!(
+            "run: the shim did not start ({status})"
+        )));
+    }
+    Ok(address)
+}
+
+/// `shimctl serve` on a socket in our temp dir, in its own process group
+/// (a terminal's Ctrl-C is ours to forward, not the shim's), dying with us
+/// and removing the temp dir if we die first.
+fn start_builtin(dir: &Path, cleanup: &mut Cleanup) -> Result<String, Fail> {
+    use std::os::unix::process::CommandExt as _;
+    let socket = format!("unix://{}", dir.join("shim.sock").display());
+    let mut child = Command::new("/proc/self/exe")
+        .arg("serve")
+        .arg("--socket")
+        .arg(&socket)
+        .arg("--notify")
+        .arg("--die-with")
+        .arg(std::process::id().to_string())
+        .arg("--cleanup")
+        .arg(dir)
+        .process_group(0)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .map_err(|e| other("start the built-in shim", e))?;
+    let address = read_address(&mut child);
+    cleanup.shim = Some(child);
+    address
+}
+
+/// A task v2 shim binary's `start`, run in the bundle: it prints its
+/// address and leaves a daemon serving there. Its log goes to a `log`
+/// fifo in the bundle, which must be read or the shim blocks.
+fn start_third_party(
+    o: &Opts,
+    shim: &str,
+    bundle: &Path,
+    id: &str,
+    cleanup: &mut Cleanup,
+) -> Result<String, Fail> {
+    let log = bundle.join("log");
+    if !log.exists() {
+        nix::unistd::mkfifo(&log, nix::sys::stat::Mode::from_bits_truncate(0o600))
+            .map_err(|e| other(format_args!("mkfifo {}", log.display()), e))?;
+        cleanup.log = Some(log.clone());
+    }
+    // Drain the log for as long as the shim writes it (discarded).
+    let reader = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&log)
+        .map_err(|e| other(format_args!("open {}", log.display()), e))?;
+    thread::spawn(move || {
+        let _ = io::copy(&mut { reader }, &mut io::sink());
+    });
+    let mut child = Command::new(shim)
+        .args([
+            "-namespace",
+            &o.namespace,
+            "-id",
+            id,
+            "-address",
+            &o.address,
+            "start",
+        ])
+        .current_dir(bundle)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .map_err(|e| other(format_args!("start {shim}"), e))?;
+    let address = read_address(&mut child)?;
+    let _ = child.wait();
+    Ok(address)
+}
+
+/// Create, attach, start, wait: the task's exit status.
+fn drive(
+    o: &Opts,
+    client: &Arc<Client>,
+    id: &str,
+    bundle: &Path,
+    dir: &Path,
+    signals: &SigSet,
+) -> Result<u32, Fail> {
+    let tasks = TaskClient::new(Arc::clone(client));
+    let opts = CallOptions::with_timeout(CALL_TIMEOUT);
+    let fifo = |name: &str| -> Result<String, Fail> {
+        let p = dir.join(name).display().to_string();
+        stdio::prepare_fifo(&p)?;
+        Ok(p)
+    };
+    let (stdin, stdout) = (fifo("stdin")?, fifo("stdout")?);
+    let stderr = if o.tty {
+        String::new()
+    } else {
+        fifo("stderr")?
+    };
+
+    // Open our ends in threads before Create: a shim may wait in Create
+    // until they are open (runc's does); ours never does.
+    let (opened_tx, opened) = mpsc::channel::<()>();
+    let (done_tx, done) = mpsc::channel::<()>();
+    let mut outputs = 0;
+    for (path, to_stderr) in [(&stdout, false), (&stderr, true)] {
+        if path.is_empty() {
+            continue;
+        }
+        outputs += 1;
+        let (path, opened_tx, done_tx) = (path.clone(), opened_tx.clone(), done_tx.clone());
+        thread::spawn(move || {
+            if let Ok(mut fifo) = File::open(&path) {
+                let _ = opened_tx.send(());
+                let _ = if to_stderr {
+                    io::copy(&mut fifo, &mut io::stderr()).map(drop)
+                } else {
+                    copy_flushing(&mut fifo, &mut io::stdout())
+                };
+            }
+            let _ = done_tx.send(());
+        });
+    }
+    {
+        let (path, opened_tx, client, id) = (
+            stdin.clone(),
+            opened_tx.clone(),
+            Arc::clone(client),
+            id.to_owned(),
+        );
+        // Not joined: our stdin may never end.
+        thread::spawn(move || {
+            if let Ok(mut fifo) = OpenOptions::new().write(true).open(&path) {
+                let _ = opened_tx.send(());
+                let _ = io::copy(&mut io::stdin().lock(), &mut fifo);
+                drop(fifo);
+                // stdin ended: the task sees end of file.
+                let _ = TaskClient::new(client).close_io(
+                    &task::CloseIoRequest {
+                        id,
+                        exec_id: String::new(),
+                        stdin: true,
+                    },
+                    &CallOptions::with_timeout(CALL_TIMEOUT),
+                );
+            }
+        });
+    }
+    drop(opened_tx);
+
+    tasks.create(
+        &task::CreateTaskRequest {
+            id: id.to_owned(),
+            bundle: bundle.display().to_string(),
+            terminal: o.tty,
+            stdin: stdin.clone(),
+            stdout: stdout.clone(),
+            stderr: stderr.clone(),
+            ..Default::default()
+        },
+        &opts,
+    )?;
+    for _ in 0..=outputs {
+        opened
+            .recv_timeout(CALL_TIMEOUT)
+            .map_err(|_| Fail::Other("run: the shim did not open the stdio fifos".into()))?;
+    }
+    if o.tty {
+        stdio::raw_mode()?;
+        resize(&tasks, id);
+    }
+    forward_signals(Arc::clone(client), id.to_owned(), *signals, o.tty);
+    tasks.start(
+        &task::StartRequest {
+            id: id.to_owned(),
+            exec_id: String::new(),
+        },
+        &opts,
+    )?;
+    let waited = tasks.wait(
+        &task::WaitRequest {
+            id: id.to_owned(),
+            exec_id: String::new(),
+        },
+        &CallOptions::default(),
+    )?;
+    let deadline = std::time::Instant::now() + DRAIN;
+    for _ in 0..outputs {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if done.recv_timeout(left).is_err() {
+            break;
+        }
+    }
+    Ok(waited.exit_status)
+}
+
+/// `io::copy` that flushes after every chunk (interactive output).
+fn copy_flushing(from: &mut File, to: &mut io::Stdout) -> io::Result<()> {
+    let mut buf = [0u8; 8192];
+    loop {
+        let n = match from.read(&mut buf) {
+            Ok(0) => return Ok(()),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        let mut out = to.lock();
+        out.write_all(&buf[..n])?;
+        out.flush()?;
+    }
+}
+
+fn resize(tasks: &TaskClient<Arc<Client>>, id: &str) {
+    if let Some((w, h)) = crate::sys::window_size(io::stdin()) {
+        let _ = tasks.resize_pty(
+            &task::ResizePtyRequest {
+                id: id.to_owned(),
+                exec_id: String::new(),
+                width: u32::from(w),
+                height: u32::from(h),
+            },
+            &CallOptions::with_timeout(CALL_TIMEOUT),
+        );
+    }
+}
+
+/// SIGINT, SIGTERM and SIGHUP go to the task (a second one is SIGKILL);
+/// SIGWINCH resizes its terminal.
+fn forward_signals(client: Arc<Client>, id: String, set: SigSet, tty: bool) {
+    thread::spawn(move || {
+        let tasks = TaskClient::new(client);
+        let mut forwarded = false;
+        while let Ok(sig) = set.wait() {
+            if sig == Signal::SIGWINCH {
+                if tty {
+                    resize(&tasks, &id);
+                }
+                continue;
+            }
+            let signal = if forwarded { Signal::SIGKILL } else { sig };
+            forwarded = true;
+            let _ = tasks.kill(
+                &task::KillRequest {
+                    id: id.clone(),
+                    exec_id: String::new(),
+                    signal: signal as u32,
+                    all: false,
+                },
+                &CallOptions::with_timeout(CALL_TIMEOUT),
+            );
+        }
+    });
+}

@@ -1,0 +1,318 @@
+//! The built-in process shim (`shimctl serve`): the task API for plain
+//! host processes on one thread and one `mio` loop — the ttrpc server
+//! (`ttrpc-mio`), a `signalfd` for child exits and termination signals,
+//! and the terminal pumps. No async runtime, no other thread.
+//!
+//! Host processes, no isolation: a task runs as the caller, in the host's
+//! root and namespaces; of the bundle's `config.json` only `process` is
+//! read (args, env, cwd, terminal, consoleSize).
+
+mod oci;
+mod pump;
+mod service;
+mod spawn;
+mod tasks;
+
+use std::io::Write as _;
+use std::os::fd::AsRawFd;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use mio::unix::SourceFd;
+use mio::{Events, Interest, Poll, Token};
+use nix::sys::signal::{SigSet, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+use ttrpc_core::Registry;
+use ttrpc_mio::{Server, ServerConfig};
+use ttrpc_std::CredentialCheck;
+
+use crate::Fail;
+use crate::proto::{task, task_v3};
+use pump::Progress;
+use service::{Exit, Inner, MAX_PUMPS, PUMP_TOKENS, Shim, V3};
+
+/// The signalfd's token.
+const SIGNALS: Token = Token(0);
+/// The server's tokens: waker, listener, up to 1024 connections.
+const SERVER_TOKENS: std::ops::Range<usize> = {
+    let start = PUMP_TOKENS + 2 * MAX_PUMPS;
+    start..start + 1026
+};
+/// How long replies (Shutdown's own) get to reach their clients at exit.
+const GRACE: Duration = Duration::from_secs(1);
+
+/// How `serve` runs.
+#[derive(Debug, Clone)]
+pub(crate) struct ServeOpts {
+    /// Where to listen (`unix://PATH`, a path, or `@NAME`).
+    pub(crate) address: String,
+    /// Who may connect (default: this process's euid and egid).
+    pub(crate) credentials: CredentialCheck,
+    /// Print the address (without a newline) once listening, then point
+    /// stdout — and stderr when detached — at `/dev/null`.
+    pub(crate) notify: bool,
+    /// Detached (a daemon's child): also a new session, stderr closed.
+    pub(crate) detached: bool,
+    /// Exit (killing the tasks) when this process, our parent, dies.
+    pub(crate) die_with: Option<u32>,
+    /// A directory to remove at exit (`shimctl run`'s temp dir).
+    pub(crate) cleanup: Option<PathBuf>,
+}
+
+fn fail(what: &str, e: impl std::fmt::Display) -> Fail {
+    Fail::Other(format!("serve: {what}: {e}"))
+}
+
+/// Runs the shim until Shutdown, SIGTERM, SIGINT or SIGHUP.
+pub(crate) fn serve(o: &ServeOpts) -> Result<(), Fail> {
+    let mut mask = SigSet::empty();
+    for s in [
+        Signal::SIGCHLD,
+        Signal::SIGTERM,
+        Signal::SIGINT,
+        Signal::SIGHUP,
+    ] {
+        mask.add(s);
+    }
+    mask.thread_block().map_err(|e| fail("block signals", e))?;
+    if o.detached {
+        let _ = nix::unistd::setsid();
+    }
+    if let Some(parent) = o.die_with {
+        nix::sys::prctl::set_pdeathsig(Signal::SIGTERM).map_err(|e| fail("prctl", e))?;
+        if nix::unistd::getppid().as_raw() as u32 != parent {
+            return Err(Fail::Other("serve: parent already gone".to_owned()));
+        }
+    }
+    // Orphans of our tasks are reparented to us and reaped: no zombies.
+    nix::sys::prctl::set_child_subreaper(true).map_err(|e| fail("prctl", e))?;
+    let result = run_loop(o, &mask);
+    if let Some(dir) = &o.cleanup {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+    result
+}
+
+fn run_loop(o: &ServeOpts, mask: &SigSet) -> Result<(), Fail> {
+    let mut poll = Poll::new().map_err(|e| fail("epoll", e))?;
+    let signals = SignalFd::with_flags(mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
+        .map_err(|e| fail("signalfd", e))?;
+    poll.registry()
+        .register(
+            &mut SourceFd(&signals.as_raw_fd()),
+            SIGNALS,
+            Interest::READABLE,
+        )
+        .map_err(|e| fail("register signalfd", e))?;
+
+    let shim = Arc::new(Shim {
+        inner: Mutex::new(Inner {
+            tasks: tasks::Tasks::default(),
+            pumps: Vec::new(),
+            registry: poll.registry().try_clone().map_err(|e| fail("epoll", e))?,
+            exit: None,
+        }),
+        panic_on: std::env::var("SHIMCTL_TEST_PANIC").ok(),
+    });
+    let mut handlers = Registry::new();
+    task::register_task(&mut handlers, Arc::clone(&shim));
+    task_v3::register_task(&mut handlers, Arc::new(V3(Arc::clone(&shim))));
+    let config = ServerConfig::default().credentials(o.credentials.clone());
+    let mut server = Server::bind(&o.address, handlers, config, poll.registry(), SERVER_TOKENS)
+        .map_err(|e| fail(&format!("listen on {}", o.address), e))?;
+    if o.notify {
+        notify(&o.address, o.detached);
+    }
+
+    let mut events = Events::with_capacity(256);
+    let mut stopping = false;
+    loop {
+        let timeout = server
+            .poll_timeout()
+            .map(|at| at.saturating_duration_since(Instant::now()));
+        match poll.poll(&mut events, timeout) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(fail("poll", e)),
+        }
+        let mut reap = false;
+        for event in &events {
+            match event.token() {
+                SIGNALS => {
+                    while let Ok(Some(info)) = signals.read_signal() {
+                        if info.ssi_signo == Signal::SIGCHLD as u32 {
+                            reap = true;
+                        } else {
+                            shim.lock().exit = Some(Exit::Now);
+                        }
+                    }
+                }
+                Token(t) if t < SERVER_TOKENS.start => drive_pump(&shim, (t - PUMP_TOKENS) / 2),
+                _ => {
+                    server.handle_event(event);
+                }
+            }
+        }
+        server.handle_timeout(Instant::now());
+        if reap {
+            reap_children(&shim);
+        }
+        let exit = shim.lock().exit;
+        if let Some(exit) = exit {
+            if !stopping {
+                stopping = true;
+                if exit == Exit::Now {
+                    shim.lock().tasks.kill_everything();
+                }
+                // Stops listening (the socket file goes) and lets the
+                // replies already queued reach their clients.
+                server.shutdown(GRACE);
+            }
+            if server.is_finished() {
+                break;
+            }
+        }
+    }
+    // Children killed on the way out are reaped, not left as zombies.
+    let live: Vec<u32> = shim.lock().tasks.live().map(|p| p.pid).collect();
+    for pid in live {
+        let _ = waitpid(tasks::pid(pid), None);
+    }
+    Ok(())
+}
+
+/// Tells whoever started us that we listen: the address on stdout, which
+/// then goes to `/dev/null` (closing the pipe they read), like a shim's
+/// `start`.
+fn notify(address: &str, detached: bool) {
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(address.as_bytes());
+    let _ = out.flush();
+    drop(out);
+    if let Ok(null) = std::fs::OpenOptions::new().write(true).open("/dev/null") {
+        let _ = nix::unistd::dup2_stdout(&null);
+        if detached {
+            let _ = nix::unistd::dup2_stderr(&null);
+        }
+    }
+}
+
+fn drive_pump(shim: &Shim, slot: usize) {
+    let mut inner = shim.lock();
+    let inner = &mut *inner;
+    let Some(Some(pump)) = inner.pumps.get_mut(slot) else {
+        return;
+    };
+    if pump.drive() == Progress::Done {
+        pump.deregister(&inner.registry);
+        inner.pumps[slot] = None;
+    }
+}
+
+/// Reaps every exited child (ours and reparented orphans) and answers the
+/// Wait calls parked on them.
+fn reap_children(shim: &Shim) {
+    let mut answers = Vec::new();
+    loop {
+        let (pid, status) = match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::Exited(pid, code)) => (pid, code as u32),
+            Ok(WaitStatus::Signaled(pid, sig, _)) => (pid, 128 + sig as u32),
+            Ok(WaitStatus::StillAlive) | Err(_) => break,
+            Ok(_) => continue,
+        };
+        let at = tasks::now();
+        answers.extend(shim.lock().tasks.exited(pid.as_raw() as u32, status, at));
+    }
+    for (reply, resp) in answers {
+        reply.ok(&resp);
+    }
+}
+
+/// `shimctl serve`: options from the command line, `--daemon` handled.
+pub(crate) fn command(o: &crate::args::Opts) -> Result<(), Fail> {
+    let address = match (&o.socket, &o.id) {
+        (Some(s), _) => s.clone(),
+        (None, Some(id)) => {
+            let path = crate::cmd::derived_addresses(&o.address, &o.namespace, id)
+                .into_iter()
+                .find_map(|a| match a {
+                    ttrpc_std::Address::Path(p) => Some(p),
+                    _ => None,
+                })
+                .ok_or_else(|| Fail::Other("serve: no socket path derived".to_owned()))?;
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir)
+                    .map_err(|e| fail(&format!("create {}", dir.display()), e))?;
+            }
+            format!("unix://{}", path.display())
+        }
+        (None, None) => return Err(Fail::Usage("serve: --socket or --id is required".into())),
+    };
+    if o.daemon && !o.detached {
+        return daemonize();
+    }
+    let mut allowed = Vec::new();
+    for a in &o.allow {
+        let (uid, gid) = a.split_once(':').unwrap_or((a, ""));
+        let num = |s: &str| -> Result<Option<u32>, Fail> {
+            if s.is_empty() {
+                return Ok(None);
+            }
+            s.parse()
+                .map(Some)
+                .map_err(|_| Fail::Usage(format!("--allow: expected UID[:GID], got {a:?}")))
+        };
+        allowed.push(ttrpc_std::UidGid {
+            uid: num(uid)?,
+            gid: num(gid)?,
+        });
+    }
+    let credentials = if allowed.is_empty() {
+        CredentialCheck::SameUser
+    } else {
+        allowed.push(ttrpc_std::UidGid {
+            uid: Some(nix::unistd::geteuid().as_raw()),
+            gid: Some(nix::unistd::getegid().as_raw()),
+        });
+        CredentialCheck::Allow(allowed)
+    };
+    serve(&ServeOpts {
+        address,
+        credentials,
+        notify: o.notify || o.detached,
+        detached: o.detached,
+        die_with: o.die_with,
+        cleanup: o.cleanup.as_ref().map(PathBuf::from),
+    })
+}
+
+/// `--daemon`: runs ourselves again, detached, and returns once the child
+/// listens, printing its address without a newline — as a shim's `start`.
+fn daemonize() -> Result<(), Fail> {
+    use std::io::Read as _;
+    use std::process::{Command, Stdio};
+    let args = std::env::args_os()
+        .skip(1)
+        .filter(|a| a != "--daemon")
+        .chain([std::ffi::OsString::from("--detached")]);
+    let mut child = Command::new("/proc/self/exe")
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .map_err(|e| fail("start the daemon", e))?;
+    let mut address = String::new();
+    if let Some(mut out) = child.stdout.take() {
+        let _ = out.read_to_string(&mut address);
+    }
+    if address.is_empty() {
+        let status = child.wait().map_err(|e| fail("daemon", e))?;
+        return Err(Fail::Other(format!(
+            "serve: the daemon did not start ({status})"
+        )));
+    }
+    print!("{address}");
+    Ok(())
+}

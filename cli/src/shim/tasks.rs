@@ -1,0 +1,322 @@
+//! The built-in shim's tasks: containers (an init process and its execs),
+//! their states, and the runc shim's rules and messages for each
+//! transition. Pure bookkeeping plus signals; the event loop owns the
+//! descriptors that need polling (terminal pumps) and the reaping.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::os::fd::OwnedFd;
+
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+use ttrpc_core::stub::Reply;
+use ttrpc_core::{Code, Status};
+
+use super::spawn::{Held, StdioPaths};
+use crate::proto::task::WaitResponse;
+use crate::wkt::Timestamp;
+
+/// Go's zero `time.Time`, which runc shims send as `exited_at` of a
+/// process that has not exited.
+pub(super) const NOT_EXITED: Timestamp = Timestamp {
+    seconds: -62_135_596_800,
+    nanos: 0,
+};
+
+/// A process's state, as the runc shim names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum State {
+    Created,
+    Running,
+    Paused,
+    Stopped,
+}
+
+impl State {
+    /// `containerd.v1.types.Status`.
+    pub(super) fn wire(self) -> i32 {
+        match self {
+            Self::Created => 1,
+            Self::Running => 2,
+            Self::Stopped => 3,
+            Self::Paused => 4,
+        }
+    }
+}
+
+/// One process: the init process of a container or an exec.
+pub(super) struct Process {
+    pub(super) pid: u32,
+    pub(super) state: State,
+    pub(super) io: StdioPaths,
+    pub(super) exit: Option<(u32, Timestamp)>,
+    /// Wait calls parked until the process exits.
+    pub(super) waiters: Vec<Reply<WaitResponse>>,
+    /// Present until Start.
+    pub(super) held: Option<Held>,
+    /// Keeps a stdin fifo open until CloseIO.
+    pub(super) stdin_keeper: Option<File>,
+    /// The pty master, for ResizePty.
+    pub(super) pty: Option<OwnedFd>,
+    /// The loop's pump slots for this process's terminal.
+    pub(super) pumps: Vec<usize>,
+}
+
+impl Process {
+    pub(super) fn new(pid: u32, io: StdioPaths, held: Held) -> Self {
+        Self {
+            pid,
+            state: State::Created,
+            io,
+            exit: None,
+            waiters: Vec::new(),
+            held: Some(held),
+            stdin_keeper: None,
+            pty: None,
+            pumps: Vec::new(),
+        }
+    }
+
+    pub(super) fn exit_status(&self) -> u32 {
+        self.exit.map_or(0, |e| e.0)
+    }
+
+    pub(super) fn exited_at(&self) -> Timestamp {
+        self.exit.map_or(NOT_EXITED, |e| e.1)
+    }
+
+    /// Signals the process's group (each process leads its own session);
+    /// the process alone if the group is gone.
+    pub(super) fn signal(&self, sig: Signal) -> nix::Result<()> {
+        let pid = pid(self.pid);
+        killpg(pid, sig).or_else(|_| nix::sys::signal::kill(pid, sig))
+    }
+}
+
+/// A container: its bundle, its init process and its execs.
+pub(super) struct Container {
+    pub(super) bundle: String,
+    pub(super) init: Process,
+    pub(super) execs: BTreeMap<String, Process>,
+}
+
+impl Container {
+    /// `Container.Process`: the init process for `""`, else an exec.
+    pub(super) fn process(&self, exec_id: &str) -> Result<&Process, Status> {
+        if exec_id.is_empty() {
+            return Ok(&self.init);
+        }
+        self.execs.get(exec_id).ok_or_else(|| no_process(exec_id))
+    }
+
+    pub(super) fn process_mut(&mut self, exec_id: &str) -> Result<&mut Process, Status> {
+        if exec_id.is_empty() {
+            return Ok(&mut self.init);
+        }
+        self.execs
+            .get_mut(exec_id)
+            .ok_or_else(|| no_process(exec_id))
+    }
+
+    /// Every process, init first.
+    pub(super) fn all(&self) -> impl Iterator<Item = &Process> {
+        std::iter::once(&self.init).chain(self.execs.values())
+    }
+
+    pub(super) fn all_mut(&mut self) -> impl Iterator<Item = &mut Process> {
+        std::iter::once(&mut self.init).chain(self.execs.values_mut())
+    }
+}
+
+fn no_process(exec_id: &str) -> Status {
+    Status::new(Code::NotFound, format!("process does not exist {exec_id}"))
+}
+
+/// `errdefs.ToGRPC` of an error without a class: `Unknown`.
+pub(super) fn unknown(msg: impl Into<String>) -> Status {
+    Status::new(Code::Unknown, msg)
+}
+
+/// The runc shim's answer for a transition the state does not allow, or
+/// `None` if it is allowed. `exec` distinguishes init from exec processes
+/// where their messages differ.
+pub(super) fn refuse(op: &str, state: State, init: bool) -> Option<Status> {
+    use State::{Created, Paused, Running, Stopped};
+    let msg = match (op, state) {
+        ("start", Running) => "cannot start a running process",
+        ("start", Stopped) => "cannot start a stopped process",
+        ("start", Paused) => "cannot start a paused process",
+        ("delete", Running) => "cannot delete a running process",
+        ("delete", Paused) => "cannot delete a paused process",
+        ("pause", Created) if init => "cannot pause task in created state",
+        ("pause", Paused) => "cannot pause a paused container",
+        ("pause", Stopped) => "cannot pause a stopped container",
+        ("resume", Created) if init => "cannot resume task in created state",
+        ("resume", Running) => "cannot resume a running process",
+        ("resume", Stopped) => "cannot resume a stopped container",
+        ("exec", Created) => "cannot exec in a created state",
+        ("exec", Paused) => "cannot exec in a paused state",
+        ("exec", Stopped) => "cannot exec in a stopped state",
+        ("resize", Stopped) if !init => "cannot resize a stopped container",
+        _ => return None,
+    };
+    Some(unknown(msg))
+}
+
+/// Everything the shim serves.
+#[derive(Default)]
+pub(super) struct Tasks {
+    pub(super) containers: BTreeMap<String, Container>,
+}
+
+impl Tasks {
+    /// `getContainer`.
+    pub(super) fn container(&self, id: &str) -> Result<&Container, Status> {
+        self.containers.get(id).ok_or_else(not_created)
+    }
+
+    pub(super) fn container_mut(&mut self, id: &str) -> Result<&mut Container, Status> {
+        self.containers.get_mut(id).ok_or_else(not_created)
+    }
+
+    /// Records an exit reaped by the loop. Returns the parked Wait calls
+    /// to answer, and whether the process was an init (whose container's
+    /// execs then die with it, as in a container).
+    pub(super) fn exited(
+        &mut self,
+        pid: u32,
+        status: u32,
+        at: Timestamp,
+    ) -> Vec<(Reply<WaitResponse>, WaitResponse)> {
+        let mut answers = Vec::new();
+        for c in self.containers.values_mut() {
+            let init_died = c.init.pid == pid && c.init.exit.is_none();
+            for p in c.all_mut() {
+                if p.pid == pid && p.exit.is_none() {
+                    p.exit = Some((status, at));
+                    p.state = State::Stopped;
+                    let resp = WaitResponse {
+                        exit_status: status,
+                        exited_at: Some(at),
+                    };
+                    answers.extend(p.waiters.drain(..).map(|w| (w, resp)));
+                }
+            }
+            if init_died {
+                for e in c.execs.values().filter(|e| e.exit.is_none()) {
+                    let _ = e.signal(Signal::SIGKILL);
+                }
+            }
+        }
+        answers
+    }
+
+    /// Every live process of every container, for pid listing and for
+    /// killing everything at exit.
+    pub(super) fn live(&self) -> impl Iterator<Item = &Process> {
+        self.containers
+            .values()
+            .flat_map(Container::all)
+            .filter(|p| p.exit.is_none())
+    }
+
+    /// `SIGKILL` to every live process (shutdown `now`, SIGTERM/SIGINT).
+    pub(super) fn kill_everything(&self) {
+        for p in self.live() {
+            let _ = p.signal(Signal::SIGKILL);
+        }
+    }
+}
+
+fn not_created() -> Status {
+    Status::new(Code::NotFound, "container not created")
+}
+
+/// The pids of `roots` and all their descendants, read from `/proc`
+/// (host processes have no cgroup of their own to list).
+pub(super) fn descendants(roots: &[u32]) -> Vec<u32> {
+    let mut parent_of: Vec<(u32, u32)> = Vec::new();
+    if let Ok(dir) = std::fs::read_dir("/proc") {
+        for entry in dir.flatten() {
+            let Some(pid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|s| s.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+                continue;
+            };
+            // "pid (comm) state ppid ...": comm may hold spaces and parens.
+            let ppid = stat
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+                .and_then(|p| p.parse::<u32>().ok());
+            if let Some(ppid) = ppid {
+                parent_of.push((pid, ppid));
+            }
+        }
+    }
+    let mut out: Vec<u32> = roots.to_vec();
+    let mut i = 0;
+    while i < out.len() {
+        let parent = out[i];
+        for (pid, _) in parent_of.iter().filter(|(_, pp)| *pp == parent) {
+            if !out.contains(pid) {
+                out.push(*pid);
+            }
+        }
+        i += 1;
+    }
+    out
+}
+
+/// A pid from the wire's `u32`.
+pub(super) fn pid(pid: u32) -> Pid {
+    Pid::from_raw(i32::try_from(pid).unwrap_or(i32::MAX))
+}
+
+/// Now, as a protobuf timestamp.
+pub(super) fn now() -> Timestamp {
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    Timestamp {
+        seconds: i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+        nanos: i32::try_from(d.subsec_nanos()).unwrap_or(0),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transitions_refused_with_runc_messages() {
+        assert_eq!(refuse("start", State::Created, true), None);
+        let s = refuse("start", State::Running, true).unwrap();
+        assert_eq!(
+            (s.code, s.message.as_str()),
+            (Code::Unknown, "cannot start a running process")
+        );
+        assert!(refuse("pause", State::Created, false).is_none());
+        assert!(refuse("pause", State::Created, true).is_some());
+        assert!(refuse("delete", State::Stopped, true).is_none());
+        assert!(refuse("delete", State::Created, true).is_none());
+    }
+
+    #[test]
+    fn descendants_include_children() {
+        let me = std::process::id();
+        let mut child = std::process::Command::new("sleep")
+            .arg("5")
+            .spawn()
+            .unwrap();
+        let all = descendants(&[me]);
+        assert_eq!(all[0], me);
+        assert!(all.contains(&child.id()));
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+}
