@@ -25,6 +25,8 @@ stage clippy cargo clippy --workspace --all-targets --locked -- -D warnings
 # The libraries' API docs (the cli's generated protos carry upstream comments).
 stage doc env RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --locked -p ttrpc-core -p ttrpc-std -p ttrpc-mio --features ttrpc-core/codegen
 stage build cargo test --workspace --locked --no-run
+# The release shimctl (panic = "unwind") that cli/tests/serve.rs drives.
+stage release cargo build --release --locked -p shimctl
 stage test cargo test --workspace --locked
 if [[ "${SKIP_FUZZ:-0}" != 1 && -x ci/fuzz-smoke.sh ]]; then
     stage fuzz ci/fuzz-smoke.sh

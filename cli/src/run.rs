@@ -409,7 +409,7 @@ fn drive(
             .recv_timeout(CALL_TIMEOUT)
             .map_err(|_| Fail::Other("run: the shim did not open the stdio fifos".into()))?;
     }
-    if o.tty {
+    if o.tty && nix::unistd::isatty(io::stdin()).unwrap_or(false) {
         stdio::raw_mode()?;
         resize(&tasks, id);
     }
