@@ -153,14 +153,6 @@ pub(crate) struct Opts {
     pub(crate) allow: Vec<String>,
     /// run: a task v2 shim binary to use instead of the built-in one.
     pub(crate) shim: Option<String>,
-    /// serve, hidden: print the address once listening (`run`, `--daemon`).
-    pub(crate) notify: bool,
-    /// serve, hidden: the `--daemon` child.
-    pub(crate) detached: bool,
-    /// serve, hidden: exit when this pid (our parent) dies.
-    pub(crate) die_with: Option<u32>,
-    /// serve, hidden: a directory to remove at exit.
-    pub(crate) cleanup: Option<String>,
 }
 
 pub(crate) enum Command {
@@ -277,10 +269,6 @@ pub(crate) fn parse(argv: Vec<OsString>) -> Result<Command, Fail> {
         daemon: false,
         allow: Vec::new(),
         shim: None,
-        notify: false,
-        detached: false,
-        die_with: None,
-        cleanup: None,
     };
     let mut p = lexopt::Parser::from_args(head);
     let err = |e: lexopt::Error| usage(e.to_string());
@@ -338,10 +326,6 @@ pub(crate) fn parse(argv: Vec<OsString>) -> Result<Command, Fail> {
             Long("daemon") => o.daemon = true,
             Long("allow") => o.allow.push(string(&mut p)?),
             Long("shim") => o.shim = Some(string(&mut p)?),
-            Long("notify") => o.notify = true,
-            Long("detached") => o.detached = true,
-            Long("die-with") => o.die_with = Some(number(&mut p, "--die-with")?),
-            Long("cleanup") => o.cleanup = Some(string(&mut p)?),
             Value(v) => {
                 let v = v.string().map_err(err)?;
                 if o.cmd.is_empty() {

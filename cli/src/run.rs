@@ -6,15 +6,18 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Write};
+use std::os::fd::OwnedFd;
 use std::os::unix::fs::DirBuilderExt as _;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
 
+use nix::fcntl::OFlag;
 use nix::sys::signal::{SigSet, Signal};
+use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+use nix::unistd::{ForkResult, Pid};
 use ttrpc_core::CallOptions;
 use ttrpc_std::Client;
 
@@ -50,20 +53,32 @@ fn random_hex() -> String {
 /// What we started and must take down again, whatever happens.
 struct Cleanup {
     dir: PathBuf,
-    shim: Option<Child>,
+    /// Our own shim (a forked child).
+    shim: Option<Pid>,
     /// A `log` fifo we created in the user's bundle.
     log: Option<PathBuf>,
 }
 
+impl Cleanup {
+    /// Whether our shim has exited (reaping it if so).
+    fn shim_exited(&mut self) -> bool {
+        let Some(pid) = self.shim else { return true };
+        match waitpid(pid, Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::StillAlive) => false,
+            _ => {
+                self.shim = None;
+                true
+            }
+        }
+    }
+}
+
 impl Drop for Cleanup {
     fn drop(&mut self) {
-        if let Some(mut shim) = self.shim.take() {
+        if let Some(pid) = self.shim.take() {
             // Our own shim: SIGTERM kills its tasks and removes its socket.
-            if matches!(shim.try_wait(), Ok(None)) {
-                let pid = nix::unistd::Pid::from_raw(shim.id() as i32);
-                let _ = nix::sys::signal::kill(pid, Signal::SIGTERM);
-            }
-            let _ = shim.wait();
+            let _ = nix::sys::signal::kill(pid, Signal::SIGTERM);
+            let _ = waitpid(pid, None);
         }
         if let Some(log) = self.log.take() {
             let _ = std::fs::remove_file(log);
@@ -165,14 +180,12 @@ pub(crate) fn run(o: &Opts) -> Result<(), Fail> {
     drop(tasks);
     drop(client);
     stdio::restore_terminal();
-    if let Some(shim) = cleanup.shim.as_mut() {
-        // It exits after Shutdown; SIGTERM in drop only if it did not.
-        for _ in 0..100 {
-            if !matches!(shim.try_wait(), Ok(None)) {
-                break;
-            }
-            thread::sleep(Duration::from_millis(10));
+    // It exits after Shutdown; SIGTERM in drop only if it did not.
+    for _ in 0..100 {
+        if cleanup.shim_exited() {
+            break;
         }
+        thread::sleep(Duration::from_millis(10));
     }
     drop(cleanup);
     let status = status?;
@@ -232,46 +245,42 @@ fn write_bundle(o: &Opts, bundle: &Path) -> Result<(), Fail> {
     std::fs::write(bundle.join("config.json"), text).map_err(|e| other("write config.json", e))
 }
 
-/// Reads a started shim's address from `out` (it closes the pipe once
-/// listening, as a shim's `start` does).
-fn read_address(child: &mut Child) -> Result<String, Fail> {
-    let mut address = String::new();
-    if let Some(mut out) = child.stdout.take() {
-        let _ = out.read_to_string(&mut address);
-    }
-    let address = address.trim().to_owned();
-    if address.is_empty() {
-        let status = child.wait().map_err(|e| other("shim", e))?;
-        return Err(Fail::Other(format!(
-            "run: the shim did not start ({status})"
-        )));
-    }
-    Ok(address)
+fn pipe() -> Result<(OwnedFd, OwnedFd), Fail> {
+    nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| other("pipe", e))
 }
 
-/// `shimctl serve` on a socket in our temp dir, in its own process group
-/// (a terminal's Ctrl-C is ours to forward, not the shim's), dying with us
-/// and removing the temp dir if we die first.
+/// The built-in shim in a forked child (we have no thread yet), serving on
+/// a socket in our temp dir, in its own process group (a terminal's Ctrl-C
+/// is ours to forward, not the shim's), dying with us and removing the
+/// temp dir if we die first.
 fn start_builtin(dir: &Path, cleanup: &mut Cleanup) -> Result<String, Fail> {
-    use std::os::unix::process::CommandExt as _;
-    let socket = format!("unix://{}", dir.join("shim.sock").display());
-    let mut child = Command::new("/proc/self/exe")
-        .arg("serve")
-        .arg("--socket")
-        .arg(&socket)
-        .arg("--notify")
-        .arg("--die-with")
-        .arg(std::process::id().to_string())
-        .arg("--cleanup")
-        .arg(dir)
-        .process_group(0)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .spawn()
-        .map_err(|e| other("start the built-in shim", e))?;
-    let address = read_address(&mut child);
-    cleanup.shim = Some(child);
-    address
+    let (r, w) = pipe()?;
+    let me = std::process::id();
+    match crate::sys::fork_single_threaded().map_err(|e| other("start the built-in shim", e))? {
+        ForkResult::Child => {
+            drop(r);
+            let _ = nix::unistd::setpgid(Pid::from_raw(0), Pid::from_raw(0));
+            // Our stdin and stdout are the task's business, not the shim's.
+            if let Ok(null) = OpenOptions::new().read(true).write(true).open("/dev/null") {
+                let _ = nix::unistd::dup2_stdin(&null);
+                let _ = nix::unistd::dup2_stdout(&null);
+            }
+            crate::shim::exit_with(crate::shim::serve(crate::shim::ServeOpts {
+                address: format!("unix://{}", dir.join("shim.sock").display()),
+                credentials: ttrpc_std::CredentialCheck::SameUser,
+                ready: Some(w),
+                detached: false,
+                die_with: Some(me),
+                cleanup: Some(dir.to_owned()),
+            }))
+        }
+        ForkResult::Parent { child } => {
+            drop(w);
+            cleanup.shim = Some(child);
+            crate::shim::read_ready(r)
+                .ok_or_else(|| Fail::Other("run: the built-in shim did not start".into()))
+        }
+    }
 }
 
 /// A task v2 shim binary's `start`, run in the bundle: it prints its
@@ -299,24 +308,21 @@ fn start_third_party(
     thread::spawn(move || {
         let _ = io::copy(&mut { reader }, &mut io::sink());
     });
-    let mut child = Command::new(shim)
-        .args([
-            "-namespace",
-            &o.namespace,
-            "-id",
-            id,
-            "-address",
-            &o.address,
-            "start",
-        ])
-        .current_dir(bundle)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .spawn()
+    let args = [
+        "-namespace",
+        &o.namespace,
+        "-id",
+        id,
+        "-address",
+        &o.address,
+        "start",
+    ];
+    let (r, w) = pipe()?;
+    let pid = crate::shim::exec(shim, &args, bundle, w)
         .map_err(|e| other(format_args!("start {shim}"), e))?;
-    let address = read_address(&mut child)?;
-    let _ = child.wait();
-    Ok(address)
+    let address = crate::shim::read_ready(r);
+    let _ = waitpid(pid, None);
+    address.ok_or_else(|| Fail::Other(format!("run: {shim} start printed no address")))
 }
 
 /// Create, attach, start, wait: the task's exit status.

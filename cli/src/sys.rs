@@ -1,5 +1,6 @@
 //! The crate's only unsafe code: the terminal-size ioctls (nix generates
-//! them as `unsafe fn`s) and the built-in shim's `fork` of a held child.
+//! them as `unsafe fn`s), the built-in shim's `fork` of a held child, and
+//! forking the single-threaded process itself.
 #![allow(unsafe_code)]
 
 use std::os::fd::{AsFd, AsRawFd};
@@ -131,4 +132,26 @@ pub(crate) fn spawn_held(s: &HeldSpawn<'_>) -> nix::Result<nix::unistd::Pid> {
             fail(report)
         },
     }
+}
+
+/// Whether this process has a single thread (`/proc/self/status`).
+fn single_threaded() -> bool {
+    std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {
+        s.lines()
+            .find_map(|l| l.strip_prefix("Threads:"))
+            .is_some_and(|n| n.trim() == "1")
+    })
+}
+
+/// Forks this process to run more Rust code in the child (the built-in
+/// shim for `run` and `serve --daemon`, without exec'ing ourselves again).
+/// Refused unless the process is single-threaded: then no other thread can
+/// hold a lock (the allocator's, stdout's) the child would inherit held.
+pub(crate) fn fork_single_threaded() -> std::io::Result<nix::unistd::ForkResult> {
+    if !single_threaded() {
+        return Err(std::io::Error::other("fork: more than one thread"));
+    }
+    // SAFETY: the process has one thread (checked above, and the callers
+    // fork before starting any), so the child's copy of every lock is free.
+    unsafe { nix::unistd::fork() }.map_err(std::io::Error::from)
 }

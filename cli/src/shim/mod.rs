@@ -13,8 +13,7 @@ mod service;
 mod spawn;
 mod tasks;
 
-use std::io::Write as _;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -24,14 +23,15 @@ use mio::{Events, Interest, Poll, Token};
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
-use ttrpc_core::Registry;
+use ttrpc_core::{IncomingRequest, Registry, Responder};
 use ttrpc_mio::{Server, ServerConfig};
 use ttrpc_std::CredentialCheck;
 
 use crate::Fail;
 use crate::proto::{task, task_v3};
 use pump::Progress;
-use service::{Exit, Inner, MAX_PUMPS, PUMP_TOKENS, Shim, V3};
+use service::{Exit, Inner, MAX_PUMPS, PUMP_TOKENS, Shim};
+pub(crate) use spawn::exec;
 
 /// The signalfd's token.
 const SIGNALS: Token = Token(0);
@@ -44,16 +44,16 @@ const SERVER_TOKENS: std::ops::Range<usize> = {
 const GRACE: Duration = Duration::from_secs(1);
 
 /// How `serve` runs.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(crate) struct ServeOpts {
     /// Where to listen (`unix://PATH`, a path, or `@NAME`).
     pub(crate) address: String,
     /// Who may connect (default: this process's euid and egid).
     pub(crate) credentials: CredentialCheck,
-    /// Print the address (without a newline) once listening, then point
-    /// stdout — and stderr when detached — at `/dev/null`.
-    pub(crate) notify: bool,
-    /// Detached (a daemon's child): also a new session, stderr closed.
+    /// Written the address, then closed, once listening: how whoever
+    /// started us learns that we serve (`run`, `--daemon`).
+    pub(crate) ready: Option<OwnedFd>,
+    /// A daemon: stdio goes to `/dev/null` once listening.
     pub(crate) detached: bool,
     /// Exit (killing the tasks) when this process, our parent, dies.
     pub(crate) die_with: Option<u32>,
@@ -66,7 +66,7 @@ fn fail(what: &str, e: impl std::fmt::Display) -> Fail {
 }
 
 /// Runs the shim until Shutdown, SIGTERM, SIGINT or SIGHUP.
-pub(crate) fn serve(o: &ServeOpts) -> Result<(), Fail> {
+pub(crate) fn serve(mut o: ServeOpts) -> Result<(), Fail> {
     let mut mask = SigSet::empty();
     for s in [
         Signal::SIGCHLD,
@@ -88,14 +88,14 @@ pub(crate) fn serve(o: &ServeOpts) -> Result<(), Fail> {
     }
     // Orphans of our tasks are reparented to us and reaped: no zombies.
     nix::sys::prctl::set_child_subreaper(true).map_err(|e| fail("prctl", e))?;
-    let result = run_loop(o, &mask);
+    let result = run_loop(&mut o, &mask);
     if let Some(dir) = &o.cleanup {
         let _ = std::fs::remove_dir_all(dir);
     }
     result
 }
 
-fn run_loop(o: &ServeOpts, mask: &SigSet) -> Result<(), Fail> {
+fn run_loop(o: &mut ServeOpts, mask: &SigSet) -> Result<(), Fail> {
     let mut poll = Poll::new().map_err(|e| fail("epoll", e))?;
     let signals = SignalFd::with_flags(mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
         .map_err(|e| fail("signalfd", e))?;
@@ -116,15 +116,11 @@ fn run_loop(o: &ServeOpts, mask: &SigSet) -> Result<(), Fail> {
         }),
         panic_on: std::env::var("SHIMCTL_TEST_PANIC").ok(),
     });
-    let mut handlers = Registry::new();
-    task::register_task(&mut handlers, Arc::clone(&shim));
-    task_v3::register_task(&mut handlers, Arc::new(V3(Arc::clone(&shim))));
+    let handlers = task_registry(&shim);
     let config = ServerConfig::default().credentials(o.credentials.clone());
     let mut server = Server::bind(&o.address, handlers, config, poll.registry(), SERVER_TOKENS)
         .map_err(|e| fail(&format!("listen on {}", o.address), e))?;
-    if o.notify {
-        notify(&o.address, o.detached);
-    }
+    notify(&o.address, o.ready.take(), o.detached);
 
     let mut events = Events::with_capacity(256);
     let mut stopping = false;
@@ -183,17 +179,68 @@ fn run_loop(o: &ServeOpts, mask: &SigSet) -> Result<(), Fail> {
     Ok(())
 }
 
-/// Tells whoever started us that we listen: the address on stdout, which
-/// then goes to `/dev/null` (closing the pipe they read), like a shim's
-/// `start`.
-fn notify(address: &str, detached: bool) {
-    let mut out = std::io::stdout().lock();
-    let _ = out.write_all(address.as_bytes());
-    let _ = out.flush();
-    drop(out);
-    if let Ok(null) = std::fs::OpenOptions::new().write(true).open("/dev/null") {
-        let _ = nix::unistd::dup2_stdout(&null);
-        if detached {
+/// The task API's methods (v2 and v3 have the same).
+const METHODS: [&str; 17] = [
+    "State",
+    "Create",
+    "Start",
+    "Delete",
+    "Pids",
+    "Pause",
+    "Resume",
+    "Checkpoint",
+    "Kill",
+    "Exec",
+    "ResizePty",
+    "CloseIO",
+    "Update",
+    "Wait",
+    "Stats",
+    "Connect",
+    "Shutdown",
+];
+
+/// Task v2's generated routing, with task v3 routed to the same handlers
+/// by renaming the service: v3's messages are v2's (see build.rs), and one
+/// forwarding closure costs far less in the binary than a second set of
+/// generated ones.
+fn task_registry(shim: &Arc<Shim>) -> Registry {
+    let mut v2 = Registry::new();
+    task::register_task(&mut v2, Arc::clone(shim));
+    let v2 = Arc::new(v2);
+    let mut all = Registry::new();
+    for service in [task::TASK_SERVICE, task_v3::TASK_SERVICE] {
+        for method in METHODS {
+            let v2 = Arc::clone(&v2);
+            all.register(
+                service,
+                method,
+                move |mut req: IncomingRequest, r: Responder| {
+                    req.service.clear();
+                    req.service.push_str(task::TASK_SERVICE);
+                    v2.dispatch(req, r);
+                },
+            );
+        }
+    }
+    all
+}
+
+/// Tells whoever started us that we listen (the address, then end of
+/// file on `ready`), like a shim's `start`; a daemon's stdio then goes to
+/// `/dev/null`.
+fn notify(address: &str, ready: Option<OwnedFd>, detached: bool) {
+    if let Some(fd) = ready {
+        let _ = nix::unistd::write(&fd, address.as_bytes());
+    }
+    if detached {
+        if let Ok(null) = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("/dev/null")
+        {
+            let _ = nix::unistd::dup2_stdin(&null);
+            let _ = nix::unistd::dup2_stdout(&null);
             let _ = nix::unistd::dup2_stderr(&null);
         }
     }
@@ -250,9 +297,6 @@ pub(crate) fn command(o: &crate::args::Opts) -> Result<(), Fail> {
         }
         (None, None) => return Err(Fail::Usage("serve: --socket or --id is required".into())),
     };
-    if o.daemon && !o.detached {
-        return daemonize();
-    }
     let mut allowed = Vec::new();
     for a in &o.allow {
         let (uid, gid) = a.split_once(':').unwrap_or((a, ""));
@@ -278,41 +322,70 @@ pub(crate) fn command(o: &crate::args::Opts) -> Result<(), Fail> {
         });
         CredentialCheck::Allow(allowed)
     };
-    serve(&ServeOpts {
+    let opts = ServeOpts {
         address,
         credentials,
-        notify: o.notify || o.detached,
-        detached: o.detached,
-        die_with: o.die_with,
-        cleanup: o.cleanup.as_ref().map(PathBuf::from),
-    })
+        ready: None,
+        detached: false,
+        die_with: None,
+        cleanup: None,
+    };
+    if o.daemon {
+        daemonize(opts)
+    } else {
+        serve(opts)
+    }
 }
 
-/// `--daemon`: runs ourselves again, detached, and returns once the child
-/// listens, printing its address without a newline — as a shim's `start`.
-fn daemonize() -> Result<(), Fail> {
+/// Ends a forked shim's process with what `serve` returned.
+pub(crate) fn exit_with(result: Result<(), Fail>) -> ! {
+    let code = match result {
+        Ok(()) => 0,
+        Err(Fail::Other(m) | Fail::Usage(m) | Fail::Unreachable(m) | Fail::Unsupported(m)) => {
+            eprintln!("shimctl: {m}");
+            1
+        }
+        Err(Fail::Rpc(e)) => {
+            eprintln!("shimctl: {e}");
+            1
+        }
+    };
+    std::process::exit(code)
+}
+
+/// Reads what a starting shim writes on its `ready` pipe: its address, or
+/// nothing if it failed (it said why on stderr).
+pub(crate) fn read_ready(fd: OwnedFd) -> Option<String> {
     use std::io::Read as _;
-    use std::process::{Command, Stdio};
-    let args = std::env::args_os()
-        .skip(1)
-        .filter(|a| a != "--daemon")
-        .chain([std::ffi::OsString::from("--detached")]);
-    let mut child = Command::new("/proc/self/exe")
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .spawn()
-        .map_err(|e| fail("start the daemon", e))?;
     let mut address = String::new();
-    if let Some(mut out) = child.stdout.take() {
-        let _ = out.read_to_string(&mut address);
+    let _ = std::fs::File::from(fd).read_to_string(&mut address);
+    let address = address.trim().to_owned();
+    (!address.is_empty()).then_some(address)
+}
+
+/// `--daemon`: the shim in a forked child that leaves our session; we
+/// return once it listens, printing its address without a newline, as a
+/// shim's `start` does.
+fn daemonize(mut opts: ServeOpts) -> Result<(), Fail> {
+    let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| fail("pipe", e))?;
+    match crate::sys::fork_single_threaded().map_err(|e| fail("daemon", e))? {
+        nix::unistd::ForkResult::Child => {
+            drop(r);
+            let _ = nix::unistd::setsid();
+            opts.ready = Some(w);
+            opts.detached = true;
+            exit_with(serve(opts))
+        }
+        nix::unistd::ForkResult::Parent { child } => {
+            drop(w);
+            let Some(address) = read_ready(r) else {
+                let status = nix::sys::wait::waitpid(child, None);
+                return Err(Fail::Other(format!(
+                    "serve: the daemon did not start ({status:?})"
+                )));
+            };
+            print!("{address}");
+            Ok(())
+        }
     }
-    if address.is_empty() {
-        let status = child.wait().map_err(|e| fail("daemon", e))?;
-        return Err(Fail::Other(format!(
-            "serve: the daemon did not start ({status})"
-        )));
-    }
-    print!("{address}");
-    Ok(())
 }

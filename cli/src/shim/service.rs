@@ -16,7 +16,7 @@ use super::spawn::{self, StdioPaths};
 use super::tasks::{self, Container, Process, State, Tasks, refuse, unknown};
 use crate::proto::containerd::runc::v1::ProcessDetails;
 use crate::proto::containerd::v1::types::ProcessInfo;
-use crate::proto::{task, task_v3};
+use crate::proto::task;
 use crate::wkt::Any;
 
 /// Why the loop should stop serving.
@@ -449,35 +449,4 @@ impl Shim {
         }
         Ok(())
     }
-}
-
-/// Routes `containerd.task.v3.Task` to the same handlers: v3's messages
-/// are v2's (see build.rs).
-pub(super) struct V3(pub(super) std::sync::Arc<Shim>);
-
-macro_rules! same_handlers {
-    ($($method:ident: $req:ident => $resp:ty;)*) => {
-        impl task_v3::Task for V3 {
-            $(fn $method(&self, ctx: &IncomingRequest, r: task::$req, reply: Reply<$resp>) {
-                task::Task::$method(&*self.0, ctx, r, reply);
-            })*
-        }
-    };
-}
-
-same_handlers! {
-    state: StateRequest => task::StateResponse;
-    create: CreateTaskRequest => task::CreateTaskResponse;
-    start: StartRequest => task::StartResponse;
-    delete: DeleteRequest => task::DeleteResponse;
-    pids: PidsRequest => task::PidsResponse;
-    pause: PauseRequest => ();
-    resume: ResumeRequest => ();
-    kill: KillRequest => ();
-    exec: ExecProcessRequest => ();
-    resize_pty: ResizePtyRequest => ();
-    close_io: CloseIoRequest => ();
-    wait: WaitRequest => task::WaitResponse;
-    connect: ConnectRequest => task::ConnectResponse;
-    shutdown: ShutdownRequest => ();
 }

@@ -120,12 +120,17 @@ pub(super) fn look_path(spec: &ProcessSpec) -> Result<PathBuf, SpawnError> {
     let Some(name) = spec.args.first() else {
         return Err(SpawnError("args must not be empty".to_owned()));
     };
+    let path = spec.env.iter().rev().find_map(|e| e.strip_prefix("PATH="));
+    look_path_in(name, path, Path::new(&spec.cwd))
+}
+
+fn look_path_in(name: &str, path: Option<&str>, cwd: &Path) -> Result<PathBuf, SpawnError> {
     let executable = |p: &Path| {
         nix::unistd::access(p, nix::unistd::AccessFlags::X_OK).is_ok()
             && std::fs::metadata(p).is_ok_and(|m| m.is_file())
     };
     if name.contains('/') {
-        let p = Path::new(&spec.cwd).join(name);
+        let p = cwd.join(name);
         if executable(&p) {
             return Ok(p);
         }
@@ -136,21 +141,10 @@ pub(super) fn look_path(spec: &ProcessSpec) -> Result<PathBuf, SpawnError> {
         };
         return Err(SpawnError(format!("exec: {name:?}: {why}")));
     }
-    let path = spec
-        .env
-        .iter()
-        .rev()
-        .find_map(|e| e.strip_prefix("PATH="))
-        .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
-    path.split(':')
+    path.unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+        .split(':')
         .map(|dir| Path::new(if dir.is_empty() { "." } else { dir }).join(name))
-        .map(|p| {
-            if p.is_relative() {
-                Path::new(&spec.cwd).join(p)
-            } else {
-                p
-            }
-        })
+        .map(|p| if p.is_relative() { cwd.join(p) } else { p })
         .find(|p| executable(p))
         .ok_or_else(|| {
             SpawnError(format!(
@@ -292,4 +286,62 @@ pub(super) fn spawn(spec: &ProcessSpec, io: &StdioPaths) -> Result<Spawned, Spaw
 
 fn pipe() -> Result<(OwnedFd, OwnedFd), SpawnError> {
     nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| err("pipe", e))
+}
+
+/// Runs `program` (looked up in our `PATH`) with `args` in `cwd`, stdout
+/// to `stdout`, stdin from `/dev/null`, our environment and stderr: a
+/// third-party shim's `start`. Without `std::process::Command`, whose
+/// machinery would double what this costs in the static binary.
+pub(crate) fn exec(
+    program: &str,
+    args: &[&str],
+    cwd: &Path,
+    stdout: OwnedFd,
+) -> Result<nix::unistd::Pid, String> {
+    let env: Vec<String> = std::env::vars_os()
+        .filter_map(|(k, v)| {
+            Some(format!(
+                "{}={}",
+                k.into_string().ok()?,
+                v.into_string().ok()?
+            ))
+        })
+        .collect();
+    let path = env.iter().rev().find_map(|e| e.strip_prefix("PATH="));
+    let resolved = look_path_in(program, path, cwd).map_err(|e| e.0)?;
+    let c = |s: &[u8]| cstring(s).map_err(|e| e.0);
+    let program = c(resolved.as_os_str().as_encoded_bytes())?;
+    let argv = std::iter::once(program.clone())
+        .map(Ok)
+        .chain(args.iter().map(|a| c(a.as_bytes())))
+        .collect::<Result<Vec<_>, _>>()?;
+    let envp = env
+        .iter()
+        .map(|e| c(e.as_bytes()))
+        .collect::<Result<Vec<_>, _>>()?;
+    let cwd = c(cwd.as_os_str().as_encoded_bytes())?;
+    let stdin = File::open("/dev/null").map_err(|e| e.to_string())?;
+    let (release_r, release_w) = pipe().map_err(|e| e.0)?;
+    let (report_r, report_w) = pipe().map_err(|e| e.0)?;
+    let stderr = std::io::stderr();
+    let pid = sys::spawn_held(&HeldSpawn {
+        program: &program,
+        argv: &argv,
+        envp: &envp,
+        cwd: &cwd,
+        stdio: [stdin.as_fd(), stdout.as_fd(), stderr.as_fd()],
+        controlling_tty: false,
+        hold: release_r.as_fd(),
+        report: report_w.as_fd(),
+    })
+    .map_err(|e| e.to_string())?;
+    drop((stdin, stdout, release_r, report_w));
+    Held {
+        pid: pid.as_raw() as u32,
+        release: release_w.into(),
+        report: report_r.into(),
+    }
+    .start()
+    .map_err(|e| e.0)?;
+    Ok(pid)
 }
