@@ -1,7 +1,8 @@
 //! The built-in process shim (`shimctl serve`): the task API for plain
 //! host processes on one thread and one `mio` loop — the ttrpc server
-//! (`ttrpc-mio`), a `signalfd` for child exits and termination signals,
-//! and the terminal pumps. No async runtime, no other thread.
+//! (`ttrpc-mio`), a `signalfd` for child exits, termination signals and
+//! SIGUSR1 (counters on stderr), and the terminal pumps. No async runtime,
+//! no other thread.
 //!
 //! Host processes, no isolation: a task runs as the caller, in the host's
 //! root and namespaces; of the bundle's `config.json` only `process` is
@@ -73,6 +74,7 @@ pub(crate) fn serve(mut o: ServeOpts) -> Result<(), Fail> {
         Signal::SIGTERM,
         Signal::SIGINT,
         Signal::SIGHUP,
+        Signal::SIGUSR1,
     ] {
         mask.add(s);
     }
@@ -140,6 +142,8 @@ fn run_loop(o: &mut ServeOpts, mask: &SigSet) -> Result<(), Fail> {
                     while let Ok(Some(info)) = signals.read_signal() {
                         if info.ssi_signo == Signal::SIGCHLD as u32 {
                             reap = true;
+                        } else if info.ssi_signo == Signal::SIGUSR1 as u32 {
+                            report(&server, &shim);
                         } else {
                             shim.lock().exit = Some(Exit::Now);
                         }
@@ -244,6 +248,20 @@ fn notify(address: &str, ready: Option<OwnedFd>, detached: bool) {
             let _ = nix::unistd::dup2_stderr(&null);
         }
     }
+}
+
+/// SIGUSR1: one line of counters on stderr, for operators and for the
+/// hostile-peer tests (RSS says little: glibc rarely gives memory back).
+fn report(server: &Server, shim: &Shim) {
+    let inner = shim.lock();
+    let pumps = inner.pumps.iter().flatten().count();
+    eprintln!(
+        "shimctl serve: connections={} buffered_bytes={} max_buffered_bytes={} tasks={} pumps={pumps}",
+        server.active(),
+        server.buffered_bytes(),
+        server.max_buffered_bytes(),
+        inner.tasks.containers.len(),
+    );
 }
 
 fn drive_pump(shim: &Shim, slot: usize) {
