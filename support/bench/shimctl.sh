@@ -56,9 +56,14 @@ while [ ! -S "$work/ours.sock" ]; do sleep 0.05; done
 
 # containerd-shim (v1) with a runc container.
 bundle "$work/v1"
+mkdir -p "$work/v1w"
 (cd "$work/v1" && setsid containerd-shim -namespace "$ns" -socket "$v1sock" -workdir "$work/v1w" \
     -address /run/containerd/containerd.sock -runtime-root /run/containerd/runc </dev/null >/dev/null 2>&1 &)
-sleep 1
+i=0
+until grep -q "@$v1sock" /proc/net/unix; do
+    i=$((i + 1)); [ $i -lt 100 ] || { echo "containerd-shim did not listen" >&2; exit 1; }
+    sleep 0.1
+done
 v1=$(pgrep -f -- "-socket $v1sock" | head -1); pids="$pids $v1"
 touch "$work/v1.out"
 "$shimctl" --api v1 --socket "$v1sock" --id v1 create --bundle "$work/v1" --stdout "$work/v1.out" --stderr "$work/v1.out" >/dev/null
