@@ -198,15 +198,7 @@ pub(crate) fn run(o: &Opts) -> Result<(), Fail> {
 fn write_bundle(o: &Opts, bundle: &Path) -> Result<(), Fail> {
     std::fs::create_dir(bundle).map_err(|e| other("create bundle", e))?;
     let strings = |v: Vec<String>| Value::Array(v.into_iter().map(Value::String).collect());
-    let mut env: Vec<String> = std::env::vars_os()
-        .filter_map(|(k, v)| {
-            Some(format!(
-                "{}={}",
-                k.into_string().ok()?,
-                v.into_string().ok()?
-            ))
-        })
-        .collect();
+    let mut env = crate::shim::environment();
     env.extend(o.env.iter().cloned());
     let cwd = match &o.cwd {
         Some(c) => stdio::absolute(c),

@@ -716,31 +716,13 @@ fn release_build_answers_internal_when_a_handler_panics() {
     let release = target.join("release/shimctl");
     let release = release.to_str().unwrap();
     let s = Serve::start_with(release, &[("SHIMCTL_TEST_PANIC", "State")]);
-    let r = shimctl_in(
-        release,
-        &[
-            "--socket",
-            &s.socket,
-            "--id",
-            "t",
-            "--timeout",
-            "5s",
-            "state",
-        ],
-    );
+    let call = |cmd: &str| {
+        let args = ["--socket", &s.socket, "--id", "t", "--timeout", "5s", cmd];
+        shimctl_in(release, &args)
+    };
+    let r = call("state");
     assert_eq!(r.code, 1);
     assert!(r.stderr.contains("Internal"), "{}", r.stderr);
-    let r = shimctl_in(
-        release,
-        &[
-            "--socket",
-            &s.socket,
-            "--id",
-            "t",
-            "--timeout",
-            "5s",
-            "connect",
-        ],
-    );
+    let r = call("connect");
     assert_eq!(r.code, 0, "{}", r.stderr);
 }

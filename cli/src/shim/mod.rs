@@ -32,7 +32,7 @@ use crate::Fail;
 use crate::proto::{task, task_v3};
 use pump::Progress;
 use service::{Exit, Inner, MAX_PUMPS, PUMP_TOKENS, Shim};
-pub(crate) use spawn::exec;
+pub(crate) use spawn::{environment, exec};
 
 /// The signalfd's token.
 const SIGNALS: Token = Token(0);

@@ -288,6 +288,20 @@ fn pipe() -> Result<(OwnedFd, OwnedFd), SpawnError> {
     nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| err("pipe", e))
 }
 
+/// Our environment as `K=V` strings (variables that are not UTF-8 are
+/// left out).
+pub(crate) fn environment() -> Vec<String> {
+    std::env::vars_os()
+        .filter_map(|(k, v)| {
+            Some(format!(
+                "{}={}",
+                k.into_string().ok()?,
+                v.into_string().ok()?
+            ))
+        })
+        .collect()
+}
+
 /// Runs `program` (looked up in our `PATH`) with `args` in `cwd`, stdout
 /// to `stdout`, stdin from `/dev/null`, our environment and stderr: a
 /// third-party shim's `start`. Without `std::process::Command`, whose
@@ -298,15 +312,7 @@ pub(crate) fn exec(
     cwd: &Path,
     stdout: OwnedFd,
 ) -> Result<nix::unistd::Pid, String> {
-    let env: Vec<String> = std::env::vars_os()
-        .filter_map(|(k, v)| {
-            Some(format!(
-                "{}={}",
-                k.into_string().ok()?,
-                v.into_string().ok()?
-            ))
-        })
-        .collect();
+    let env = environment();
     let path = env.iter().rev().find_map(|e| e.strip_prefix("PATH="));
     let resolved = look_path_in(program, path, cwd).map_err(|e| e.0)?;
     let c = |s: &[u8]| cstring(s).map_err(|e| e.0);
