@@ -3,16 +3,17 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use bytes::{BufMut, Bytes};
 use prost::Message;
 
 use crate::code::{Code, Status};
 use crate::config::{Config, Stats};
 use crate::decoder::{Decoded, FrameDecoder};
 use crate::error::{CallError, ConnectionError, SendError};
-use crate::frame::{Flags, FrameType, HEADER_LEN};
+use crate::frame::{Flags, FrameHeader, FrameType, HEADER_LEN};
 use crate::message::{Metadata, RequestParts, Response};
-use crate::stream::StreamId;
+use crate::recv::{RecvQueues, StreamItem};
+use crate::stream::{StreamId, StreamKind};
 use crate::timer::Deadlines;
 use crate::tx::TxQueue;
 
@@ -52,7 +53,15 @@ pub enum ClientEvent {
         /// The answer's payload (a slice of the receive buffer) or the error.
         result: Result<Bytes, CallError>,
     },
-    /// The connection ended; reported once, after every pending call failed.
+    /// A stream has items to take with [`ClientConnection::recv_stream`]:
+    /// messages, or its end. Take items until it returns `None`; only then
+    /// is the stream reported again.
+    StreamReadable {
+        /// The stream's id, as `open_stream` returned it.
+        id: StreamId,
+    },
+    /// The connection ended; reported once, after every pending call failed
+    /// (and every open stream was ended).
     Closed {
         /// Why it ended.
         reason: ConnectionError,
@@ -61,6 +70,15 @@ pub enum ClientEvent {
 
 #[derive(Debug, Clone, Copy)]
 struct Call {
+    deadline: Option<Instant>,
+}
+
+/// A stream still open on the wire (its end not yet received).
+#[derive(Debug, Clone, Copy)]
+struct Stream {
+    kind: StreamKind,
+    /// This side half-closed (or never sends).
+    local_closed: bool,
     deadline: Option<Instant>,
 }
 
@@ -85,6 +103,8 @@ pub struct ClientConnection {
     /// The id the next call gets; `None` once 0xFFFFFFFF has been used.
     next_id: Option<u32>,
     calls: BTreeMap<StreamId, Call>,
+    streams: BTreeMap<StreamId, Stream>,
+    queues: RecvQueues,
     deadlines: Deadlines,
     events: VecDeque<ClientEvent>,
     state: State,
@@ -97,14 +117,16 @@ impl ClientConnection {
     pub fn new(config: Config) -> Self {
         Self {
             decoder: FrameDecoder::new(config.max_data_len),
-            config,
             tx: TxQueue::default(),
             next_id: Some(1),
             calls: BTreeMap::new(),
+            streams: BTreeMap::new(),
+            queues: RecvQueues::new(&config),
             deadlines: Deadlines::default(),
             events: VecDeque::new(),
             state: State::Open,
             stats: Stats::default(),
+            config,
         }
     }
 
@@ -123,6 +145,61 @@ impl ClientConnection {
         payload: &[u8],
         options: &CallOptions,
     ) -> Result<StreamId, SendError> {
+        let (id, deadline) =
+            self.queue_request(now, service, method, payload, options, Flags::NONE)?;
+        self.calls.insert(id, Call { deadline });
+        Ok(id)
+    }
+
+    /// Opens a streaming call: allocates the next stream id and queues the
+    /// Request frame. `payload` is the request message of a server-streaming
+    /// call; for client-streaming and bidirectional calls it is an optional
+    /// first message (empty = none; sent as Go and ttrpc-rust do, flags
+    /// remote-open, plus no-data when empty). Then [`Self::send_data`],
+    /// [`Self::close_send`], and [`Self::recv_stream`] after each
+    /// [`ClientEvent::StreamReadable`]. `options.timeout` bounds the whole
+    /// stream. A peer without streams (ttrpc < 1.2, e.g. Go 1.1.1) answers
+    /// with `Unimplemented` (`method NAME`), which ends the stream.
+    ///
+    /// # Errors
+    /// As [`Self::send_request`].
+    pub fn open_stream(
+        &mut self,
+        now: Instant,
+        service: &str,
+        method: &str,
+        kind: StreamKind,
+        payload: &[u8],
+        options: &CallOptions,
+    ) -> Result<StreamId, SendError> {
+        let flags = match kind {
+            StreamKind::ServerStreaming => Flags::REMOTE_CLOSED,
+            _ if payload.is_empty() => Flags::REMOTE_OPEN.union(Flags::NO_DATA),
+            _ => Flags::REMOTE_OPEN,
+        };
+        self.queues.set_now(now);
+        let (id, deadline) = self.queue_request(now, service, method, payload, options, flags)?;
+        self.streams.insert(
+            id,
+            Stream {
+                kind,
+                local_closed: !kind.client_sends(),
+                deadline,
+            },
+        );
+        self.queues.open(id);
+        Ok(id)
+    }
+
+    fn queue_request(
+        &mut self,
+        now: Instant,
+        service: &str,
+        method: &str,
+        payload: &[u8],
+        options: &CallOptions,
+        flags: Flags,
+    ) -> Result<(StreamId, Option<Instant>), SendError> {
         if let State::Closed(reason) = &self.state {
             return Err(SendError::Closed(reason.clone()));
         }
@@ -153,7 +230,7 @@ impl ClientConnection {
         }
         let id = StreamId::new(raw_id);
         self.tx
-            .push_frame(id, FrameType::Request, Flags::NONE, body_len, |buf| {
+            .push_frame(id, FrameType::Request, flags, body_len, |buf| {
                 parts.encode(buf)
             });
         self.stats.frames_sent += 1;
@@ -161,24 +238,106 @@ impl ClientConnection {
         if let Some(at) = deadline {
             self.deadlines.insert(at, id);
         }
-        self.calls.insert(id, Call { deadline });
         self.next_id = raw_id.checked_add(2);
-        Ok(id)
+        Ok((id, deadline))
     }
 
-    /// Forgets a call: no event will be reported for it and a late answer is
-    /// dropped. ttrpc has no cancel frame, so the server is not told.
-    /// Returns whether the call was pending.
-    pub fn abandon(&mut self, id: StreamId) -> bool {
-        match self.calls.remove(&id) {
-            Some(call) => {
-                if let Some(at) = call.deadline {
-                    self.deadlines.remove(at, id);
-                }
-                true
-            }
-            None => false,
+    /// Queues one message on a stream whose client side sends
+    /// (client-streaming or bidirectional), as a Data frame.
+    ///
+    /// # Errors
+    /// [`SendError::TransmitQueueFull`] while the transmit queue is at its
+    /// bound: write it out, then retry (this is the "wait" signal);
+    /// [`SendError::UnknownStream`] if the stream ended or was never opened;
+    /// [`SendError::StreamClosed`] after [`Self::close_send`] or on a
+    /// server-streaming call; [`SendError::TooLarge`]; [`SendError::Closed`].
+    pub fn send_data(&mut self, id: StreamId, payload: &[u8]) -> Result<(), SendError> {
+        self.check_send(id)?;
+        let len = payload.len();
+        let body_len = u32::try_from(len)
+            .ok()
+            .filter(|l| *l <= self.config.max_data_len)
+            .ok_or(SendError::TooLarge {
+                len,
+                max: self.config.max_data_len,
+            })?;
+        if self.tx.len() > 0 && self.tx.len() + HEADER_LEN + len > self.config.max_tx_bytes {
+            return Err(SendError::TransmitQueueFull);
         }
+        self.tx
+            .push_frame(id, FrameType::Data, Flags::NONE, body_len, |buf| {
+                buf.put_slice(payload);
+            });
+        self.stats.frames_sent += 1;
+        Ok(())
+    }
+
+    /// Half-closes a stream: tells the server this side sends nothing more
+    /// (a Data frame with remote-closed and no-data). Answers keep arriving.
+    /// Never refused for a full transmit queue (the frame is 10 bytes).
+    ///
+    /// # Errors
+    /// As [`Self::send_data`], except the transmit bound.
+    pub fn close_send(&mut self, id: StreamId) -> Result<(), SendError> {
+        self.check_send(id)?;
+        self.tx.push_frame(
+            id,
+            FrameType::Data,
+            Flags::REMOTE_CLOSED.union(Flags::NO_DATA),
+            0,
+            |_| {},
+        );
+        self.stats.frames_sent += 1;
+        if let Some(stream) = self.streams.get_mut(&id) {
+            stream.local_closed = true;
+        }
+        Ok(())
+    }
+
+    fn check_send(&self, id: StreamId) -> Result<(), SendError> {
+        if let State::Closed(reason) = &self.state {
+            return Err(SendError::Closed(reason.clone()));
+        }
+        match self.streams.get(&id) {
+            None => Err(SendError::UnknownStream(id)),
+            Some(s) if s.local_closed => Err(SendError::StreamClosed(id)),
+            Some(_) => Ok(()),
+        }
+    }
+
+    /// Takes the next item received on stream `id`: a message, then one
+    /// [`StreamItem::End`] (`Ok` when the server finished normally). `None`
+    /// when nothing is waiting; [`ClientEvent::StreamReadable`] says when
+    /// to try again. After `End` the stream is gone. Taking messages is
+    /// what keeps a stream within its receive bound
+    /// ([`Config::stream_queue_len`]).
+    #[must_use]
+    pub fn recv_stream(&mut self, id: StreamId) -> Option<StreamItem> {
+        self.queues.pop(id)
+    }
+
+    /// Streams opened and not yet ended on the wire.
+    #[must_use]
+    pub fn open_streams(&self) -> usize {
+        self.streams.len()
+    }
+
+    /// Forgets a call or a stream (cancel): no event will be reported for
+    /// it, items not yet taken are dropped, and later frames for it are
+    /// dropped. ttrpc has no cancel frame, so the server is not told.
+    /// Returns whether the call or stream was pending.
+    pub fn abandon(&mut self, id: StreamId) -> bool {
+        let had_queue = self.queues.contains(id);
+        self.queues.remove(id);
+        let deadline = match (self.calls.remove(&id), self.streams.remove(&id)) {
+            (Some(call), _) => call.deadline,
+            (None, Some(stream)) => stream.deadline,
+            (None, None) => return had_queue,
+        };
+        if let Some(at) = deadline {
+            self.deadlines.remove(at, id);
+        }
+        true
     }
 
     /// Takes bytes received from the peer, in any chunking. Expires due
@@ -187,6 +346,7 @@ impl ClientConnection {
     /// Input after the connection ended is ignored.
     pub fn handle_input(&mut self, now: Instant, bytes: &[u8]) {
         self.handle_timeout(now);
+        self.queues.set_now(now);
         if self.state == State::Open {
             self.decoder.push(bytes);
         }
@@ -202,15 +362,34 @@ impl ClientConnection {
         }
     }
 
-    /// Fails every call whose deadline is at or before `now`. Spurious and
-    /// early calls do nothing.
+    /// Fails every call and stream whose deadline is at or before `now`,
+    /// and every stream whose receive queue stayed full for the stall
+    /// timeout. Spurious and early calls do nothing.
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.queues.set_now(now);
         while let Some(id) = self.deadlines.pop_expired(now) {
             if self.calls.remove(&id).is_some() {
                 self.events.push_back(ClientEvent::Response {
                     id,
                     result: Err(CallError::DeadlineExceeded),
                 });
+            } else if self.streams.remove(&id).is_some()
+                && self.queues.push_end(id, Err(CallError::DeadlineExceeded))
+            {
+                self.events.push_back(ClientEvent::StreamReadable { id });
+            }
+        }
+        while let Some((id, notify)) = self.queues.expire_stall(now) {
+            self.stats.stalled_streams += 1;
+            // Nothing is sent (ttrpc has no cancel frame); later frames
+            // for it are dropped as unknown.
+            if let Some(stream) = self.streams.remove(&id) {
+                if let Some(at) = stream.deadline {
+                    self.deadlines.remove(at, id);
+                }
+            }
+            if notify {
+                self.events.push_back(ClientEvent::StreamReadable { id });
             }
         }
     }
@@ -234,6 +413,12 @@ impl ClientConnection {
                 result: Err(CallError::ConnectionClosed(reason.clone())),
             });
         }
+        for (id, _) in std::mem::take(&mut self.streams) {
+            let error = CallError::ConnectionClosed(reason.clone());
+            if self.queues.push_end(id, Err(error)) {
+                self.events.push_back(ClientEvent::StreamReadable { id });
+            }
+        }
         self.deadlines.clear();
         self.events.push_back(ClientEvent::Closed {
             reason: reason.clone(),
@@ -251,10 +436,21 @@ impl ClientConnection {
             if matches!(self.state, State::Closed(_)) {
                 return None;
             }
+            if self.queues.at_bound() {
+                // Undelivered stream messages are at the connection's bound:
+                // decode nothing until consumers take some (or the stall
+                // timeout fails the biggest stream). `wants_read` is false
+                // meanwhile if a whole frame waits.
+                return None;
+            }
             match self.decoder.decode() {
                 Some(Decoded::Frame { header, data }) => {
                     self.stats.frames_received += 1;
-                    if let Some(ev) = self.on_frame(header.stream_id, header.kind, data) {
+                    if self.streams.contains_key(&header.stream_id) {
+                        if let Some(ev) = self.on_stream_frame(header, data) {
+                            return Some(ev);
+                        }
+                    } else if let Some(ev) = self.on_frame(header.stream_id, header.kind, data) {
                         return Some(ev);
                     }
                 }
@@ -267,9 +463,13 @@ impl ClientConnection {
                             header.len, self.config.max_data_len
                         ),
                     );
-                    if let Some(ev) =
-                        self.complete(header.stream_id, Err(CallError::Status(status)))
-                    {
+                    let error = CallError::Status(status);
+                    let ev = if self.streams.contains_key(&header.stream_id) {
+                        self.end_stream(header.stream_id, Err(error))
+                    } else {
+                        self.complete(header.stream_id, Err(error))
+                    };
+                    if let Some(ev) = ev {
                         return Some(ev);
                     }
                 }
@@ -298,6 +498,60 @@ impl ClientConnection {
             }
         };
         self.complete(id, result)
+    }
+
+    /// A frame on an open stream: a Data message and/or its end, or the
+    /// Response that ends it.
+    fn on_stream_frame(&mut self, header: FrameHeader, data: Bytes) -> Option<ClientEvent> {
+        let id = header.stream_id;
+        let kind = self.streams.get(&id).map(|s| s.kind)?;
+        let mut notify = false;
+        match header.kind {
+            FrameType::Data => {
+                if !header.flags.contains(Flags::NO_DATA) {
+                    notify |= self.queues.push_message(id, data);
+                }
+                if header.flags.contains(Flags::REMOTE_CLOSED) {
+                    notify |= self.end_stream(id, Ok(())).is_some();
+                }
+            }
+            FrameType::Response => {
+                let result = match Response::decode(data) {
+                    Ok(resp) => match resp.status {
+                        Some(s) if s.code != 0 => Err(CallError::Status(s.into())),
+                        // A client-streaming call's answer is one message,
+                        // even an empty one; a streaming answer's final
+                        // Response carries a message only if non-empty.
+                        _ => {
+                            if !kind.server_sends() || !resp.payload.is_empty() {
+                                notify |= self.queues.push_message(id, resp.payload);
+                            }
+                            Ok(())
+                        }
+                    },
+                    Err(e) => Err(CallError::Decode(e)),
+                };
+                notify |= self.end_stream(id, result).is_some();
+            }
+            other => {
+                self.stats.protocol_violations += 1;
+                notify |= self
+                    .end_stream(id, Err(CallError::UnexpectedFrame(other)))
+                    .is_some();
+            }
+        }
+        notify.then_some(ClientEvent::StreamReadable { id })
+    }
+
+    /// The stream ended on the wire: queue its end, forget its state.
+    fn end_stream(&mut self, id: StreamId, result: Result<(), CallError>) -> Option<ClientEvent> {
+        let stream = self.streams.remove(&id)?;
+        if let Some(at) = stream.deadline {
+            self.deadlines.remove(at, id);
+        }
+        self.queues
+            .push_end(id, result)
+            .then_some(ClientEvent::StreamReadable { id })
     }
 
     fn complete(&mut self, id: StreamId, result: Result<Bytes, CallError>) -> Option<ClientEvent> {
@@ -333,10 +587,13 @@ impl ClientConnection {
     }
 
     /// When [`Self::handle_timeout`] should next be called: the earliest
-    /// call deadline, or `None` when no call has one.
+    /// call or stream deadline or stream stall timeout, or `None`.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.deadlines.next()
+        match (self.deadlines.next(), self.queues.next_stall()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// Whether bytes are waiting to be written.
@@ -359,16 +616,17 @@ impl ClientConnection {
         matches!(self.state, State::Closed(_))
     }
 
-    /// Calls started and not yet finished or abandoned.
+    /// Calls and streams started and not yet finished or abandoned.
     #[must_use]
     pub fn in_flight(&self) -> usize {
-        self.calls.len()
+        self.calls.len() + self.streams.len()
     }
 
-    /// Bytes this connection holds: undecoded input plus queued output.
+    /// Bytes this connection holds: undecoded input, queued output, and
+    /// stream messages not yet taken.
     #[must_use]
     pub fn buffered_bytes(&self) -> usize {
-        self.decoder.buffered() + self.tx.len()
+        self.decoder.buffered() + self.tx.len() + self.queues.bytes()
     }
 
     /// Counters of dropped and refused frames.

@@ -23,6 +23,18 @@ pub struct Config {
     /// byte (default: none, as Go). Time the server itself spends not
     /// reading (at a bound) does not count.
     pub partial_frame_timeout: Option<Duration>,
+    /// Streams: undelivered messages one stream holds before it counts as
+    /// full (default 64, as Go). A stream that stays full for
+    /// [`Self::stream_stall_timeout`] fails with `ResourceExhausted`.
+    pub stream_queue_len: usize,
+    /// Streams: how long a stream may stay full before it fails (default
+    /// 1 s, as Go). The connection keeps being read meanwhile.
+    pub stream_stall_timeout: Duration,
+    /// Streams: undelivered message bytes all streams of a connection hold
+    /// together (default 16 MiB). At the bound the connection stops decoding
+    /// until consumers take messages, and the stream holding the most is put
+    /// on the stall timer, so the pause lasts at most the stall timeout.
+    pub max_stream_bytes: usize,
 }
 
 impl Default for Config {
@@ -32,6 +44,9 @@ impl Default for Config {
             max_in_flight: 64,
             max_tx_bytes: 8 << 20,
             partial_frame_timeout: None,
+            stream_queue_len: 64,
+            stream_stall_timeout: Duration::from_secs(1),
+            max_stream_bytes: 16 << 20,
         }
     }
 }
@@ -65,17 +80,44 @@ impl Config {
         self
     }
 
+    /// Sets [`Self::stream_queue_len`] (at least 1).
+    #[must_use]
+    pub fn with_stream_queue_len(mut self, len: usize) -> Self {
+        self.stream_queue_len = len.max(1);
+        self
+    }
+
+    /// Sets [`Self::stream_stall_timeout`].
+    #[must_use]
+    pub fn with_stream_stall_timeout(mut self, timeout: Duration) -> Self {
+        self.stream_stall_timeout = timeout;
+        self
+    }
+
+    /// Sets [`Self::max_stream_bytes`].
+    #[must_use]
+    pub fn with_max_stream_bytes(mut self, max: usize) -> Self {
+        self.max_stream_bytes = max;
+        self
+    }
+
     /// The most bytes a connection's core holds ([`buffered_bytes`]) when
     /// its driver hands it at most `read_chunk` bytes per `handle_input` and
     /// reads only while `wants_read()`: one partial frame plus one chunk of
     /// input, and the transmit queue (its bound, plus one maximum-size
-    /// response for each request in flight).
+    /// response for each request in flight), and undelivered stream messages
+    /// (their bound plus the one message that crossed it).
     ///
     /// [`buffered_bytes`]: crate::ServerConnection::buffered_bytes
     #[must_use]
     pub fn memory_bound(&self, read_chunk: usize) -> usize {
         let frame = HEADER_LEN + self.max_data_len as usize;
-        frame + read_chunk + self.max_tx_bytes + frame * (self.max_in_flight + 1)
+        frame
+            + read_chunk
+            + self.max_tx_bytes
+            + frame * (self.max_in_flight + 1)
+            + self.max_stream_bytes
+            + frame
     }
 }
 
@@ -97,4 +139,7 @@ pub struct Stats {
     pub protocol_violations: u64,
     /// Responses replaced with `ResourceExhausted` for being too large.
     pub oversized_responses: u64,
+    /// Streams failed because their receiver did not keep up (stall
+    /// timeout).
+    pub stalled_streams: u64,
 }

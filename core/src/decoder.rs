@@ -115,6 +115,16 @@ impl FrameDecoder {
             })
     }
 
+    /// The header of the next frame, if a whole header is buffered (and no
+    /// oversized body is being skipped), without consuming anything.
+    #[must_use]
+    pub fn peek_header(&self) -> Option<FrameHeader> {
+        if self.discard > 0 {
+            return None;
+        }
+        FrameHeader::parse(&self.buf)
+    }
+
     /// The maximum data length this decoder accepts.
     #[must_use]
     pub fn max_data_len(&self) -> u32 {

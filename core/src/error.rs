@@ -61,6 +61,10 @@ pub enum SendError {
     /// No call is in flight on this stream (already answered, or never opened).
     #[error("no call in flight on stream {0}")]
     UnknownStream(StreamId),
+    /// The stream's sending side is closed: this side half-closed it, or the
+    /// call is not a stream that sends in this direction.
+    #[error("stream {0} is closed for sending")]
+    StreamClosed(StreamId),
 }
 
 /// Why a call failed.
@@ -131,6 +135,12 @@ pub enum ProtocolError {
     /// A frame of unknown type: skipped for forward compatibility.
     #[error("unknown frame type {0}")]
     UnknownFrameType(u8),
+    /// A Request beyond the in-flight bound (or during shutdown) while a
+    /// stream still waits for the client's messages, which may be queued
+    /// behind it: answered `ResourceExhausted` instead of waiting, which
+    /// could deadlock.
+    #[error("too many calls in flight on this connection")]
+    TooManyCalls,
 }
 
 impl ProtocolError {
@@ -144,7 +154,7 @@ impl ProtocolError {
             | Self::StreamIdReused
             | Self::UndecodableRequest(_)
             | Self::InactiveStream => Some(Code::InvalidArgument),
-            Self::Oversized { .. } => Some(Code::ResourceExhausted),
+            Self::Oversized { .. } | Self::TooManyCalls => Some(Code::ResourceExhausted),
             Self::UnexpectedFrame(_) | Self::UnknownFrameType(_) => None,
         }
     }

@@ -99,6 +99,7 @@ mod decoder;
 mod error;
 mod frame;
 mod message;
+mod recv;
 mod server;
 mod service;
 mod stream;
@@ -115,9 +116,10 @@ pub use frame::{
     DEFAULT_MAX_DATA_LEN, Flags, FrameHeader, FrameTooLarge, FrameType, HEADER_LEN, encode_frame,
 };
 pub use message::{KeyValue, Metadata, Request, Response, proto};
+pub use recv::StreamItem;
 pub use server::{IncomingRequest, ServerConnection, ServerEvent};
 pub use service::{Dispatch, Handler, Registry, Responder, ResponseSink};
-pub use stream::StreamId;
+pub use stream::{StreamId, StreamKind};
 
 pub use bytes::Bytes;
 pub use prost;

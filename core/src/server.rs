@@ -1,17 +1,18 @@
 //! The server side of one ttrpc connection.
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use bytes::{BufMut, Bytes};
 use prost::Message;
 
 use crate::code::{Code, Status};
 use crate::config::{Config, Stats};
 use crate::decoder::{Decoded, FrameDecoder};
-use crate::error::{ConnectionError, ProtocolError, SendError};
-use crate::frame::{Flags, FrameHeader, FrameType};
+use crate::error::{CallError, ConnectionError, ProtocolError, SendError};
+use crate::frame::{Flags, FrameHeader, FrameType, HEADER_LEN};
 use crate::message::{Metadata, Request, response_message};
+use crate::recv::{RecvQueues, StreamItem, stall_status};
 use crate::stream::StreamId;
 use crate::tx::TxQueue;
 
@@ -34,6 +35,32 @@ pub struct IncomingRequest {
     /// for 0, already due for a negative value. The handler owns it, as a Go
     /// handler owns its context; the core runs no timer for it.
     pub deadline: Option<Instant>,
+    /// The Request frame's flags as sent: none for a unary call (every
+    /// ttrpc 1.1 peer), remote-open when the client will send messages
+    /// (client-streaming, bidirectional), remote-closed for a
+    /// server-streaming call. See [`Self::is_stream`].
+    pub flags: Flags,
+}
+
+impl IncomingRequest {
+    /// Whether the client opened a stream (ttrpc 1.2): the call is answered
+    /// with [`ServerConnection::send_data`] and [`ServerConnection::close_send`]
+    /// or a final [`ServerConnection::send_response`], and (if
+    /// [`Self::client_sends`]) the client's messages are taken with
+    /// [`ServerConnection::recv_stream`]. A unary call has no flags.
+    #[must_use]
+    pub fn is_stream(&self) -> bool {
+        self.flags.contains(Flags::REMOTE_OPEN) || self.flags.contains(Flags::REMOTE_CLOSED)
+    }
+
+    /// Whether the client will send messages on the stream
+    /// (client-streaming or bidirectional). A non-empty request payload is
+    /// then also the stream's first message (Go's rule), already queued
+    /// for [`ServerConnection::recv_stream`].
+    #[must_use]
+    pub fn client_sends(&self) -> bool {
+        self.flags.contains(Flags::REMOTE_OPEN)
+    }
 }
 
 /// What a server connection reports. Drain with
@@ -44,6 +71,13 @@ pub enum ServerEvent {
     /// A request to hand to a handler; answer it with
     /// [`ServerConnection::send_response`].
     Request(IncomingRequest),
+    /// A stream has items to take with [`ServerConnection::recv_stream`]:
+    /// the client's messages, or its end. Take items until it returns
+    /// `None`; only then is the stream reported again.
+    StreamReadable {
+        /// The stream's id.
+        id: StreamId,
+    },
     /// A frame broke the protocol. It has already been counted, and
     /// answered on its stream where [`ProtocolError::reply_code`] says so.
     Rejected {
@@ -59,6 +93,10 @@ pub enum ServerEvent {
         reason: ConnectionError,
     },
 }
+
+/// Whether a stream's client side is closed (it half-closed, or never
+/// sends).
+type RemoteClosed = bool;
 
 /// The partial-frame timer: off, waiting to learn the time, or running.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,6 +131,10 @@ pub struct ServerConnection {
     tx: TxQueue,
     last_id: u32,
     in_flight: BTreeSet<StreamId>,
+    /// Streams in flight (a subset of `in_flight`): whether the client
+    /// half-closed its side.
+    streams: BTreeMap<StreamId, RemoteClosed>,
+    queues: RecvQueues,
     events: VecDeque<ServerEvent>,
     state: State,
     /// Time of the latest input; requests decoded later still count from it.
@@ -112,10 +154,11 @@ impl ServerConnection {
     pub fn new(config: Config) -> Self {
         Self {
             decoder: FrameDecoder::new(config.max_data_len),
-            config,
             tx: TxQueue::default(),
             last_id: 0,
             in_flight: BTreeSet::new(),
+            streams: BTreeMap::new(),
+            queues: RecvQueues::new(&config),
             events: VecDeque::new(),
             state: State::Open,
             now: None,
@@ -123,6 +166,7 @@ impl ServerConnection {
             paused_since_input: false,
             shutting_down: false,
             stats: Stats::default(),
+            config,
         }
     }
 
@@ -130,6 +174,7 @@ impl ServerConnection {
     /// peer's EOF or a local close is ignored.
     pub fn handle_input(&mut self, now: Instant, bytes: &[u8]) {
         self.now = Some(now);
+        self.queues.set_now(now);
         if self.state == State::Open {
             self.decoder.push(bytes);
             self.paused_since_input = false;
@@ -141,14 +186,28 @@ impl ServerConnection {
     /// then [`ServerEvent::Closed`] is reported.
     pub fn handle_eof(&mut self, now: Instant) {
         self.now = Some(now);
+        self.queues.set_now(now);
         if self.state == State::Open {
             self.state = State::InputEnded;
         }
     }
 
-    /// Closes the connection if the partial-frame timeout has passed.
-    /// Spurious and early calls do nothing.
+    /// Closes the connection if the partial-frame timeout has passed, and
+    /// fails every stream whose receive queue stayed full for the stall
+    /// timeout (answering it `ResourceExhausted`). Spurious and early calls
+    /// do nothing.
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.queues.set_now(now);
+        while let Some((id, notify)) = self.queues.expire_stall(now) {
+            self.stats.stalled_streams += 1;
+            if self.streams.remove(&id).is_some() && self.in_flight.remove(&id) {
+                let status = stall_status(self.config.stream_stall_timeout);
+                self.queue_status(id, status);
+            }
+            if notify {
+                self.events.push_back(ServerEvent::StreamReadable { id });
+            }
+        }
         match self.partial {
             PartialTimer::Arming => self.partial = PartialTimer::Since(now),
             PartialTimer::Since(since) => {
@@ -193,6 +252,7 @@ impl ServerConnection {
         if matches!(self.state, State::Closed(_)) {
             return;
         }
+        self.end_streams(&reason);
         if !matches!(self.state, State::Drained(_)) {
             self.events.push_back(ServerEvent::Closed {
                 reason: reason.clone(),
@@ -201,6 +261,7 @@ impl ServerConnection {
         self.decoder = FrameDecoder::new(self.config.max_data_len);
         self.tx.clear();
         self.in_flight.clear();
+        self.streams.clear();
         self.partial = PartialTimer::Off;
         self.state = State::Closed(reason);
     }
@@ -224,6 +285,7 @@ impl ServerConnection {
         if !self.in_flight.remove(&id) {
             return Err(SendError::UnknownStream(id));
         }
+        self.finish_stream(id);
         let msg = response_message(result);
         let len = msg.encoded_len();
         if len > self.config.max_data_len as usize {
@@ -240,6 +302,100 @@ impl ServerConnection {
             self.queue_response(id, &msg);
         }
         Ok(())
+    }
+
+    /// The client can send no more: every stream still expecting its
+    /// messages ends with `reason` (messages already received stay).
+    fn end_streams(&mut self, reason: &ConnectionError) {
+        for (id, remote_closed) in &mut self.streams {
+            if !*remote_closed {
+                *remote_closed = true;
+                let error = CallError::ConnectionClosed(reason.clone());
+                if self.queues.push_end(*id, Err(error)) {
+                    self.events
+                        .push_back(ServerEvent::StreamReadable { id: *id });
+                }
+            }
+        }
+    }
+
+    /// Queues one message on stream `id`, as a Data frame.
+    ///
+    /// # Errors
+    /// [`SendError::TransmitQueueFull`] while the transmit queue is at its
+    /// bound: write it out, then retry (the "wait" signal);
+    /// [`SendError::UnknownStream`] if no stream is in flight on `id` (a
+    /// unary call, already finished, or failed); [`SendError::TooLarge`];
+    /// [`SendError::Closed`].
+    pub fn send_data(&mut self, id: StreamId, payload: &[u8]) -> Result<(), SendError> {
+        self.check_stream(id)?;
+        let len = payload.len();
+        let body_len = u32::try_from(len)
+            .ok()
+            .filter(|l| *l <= self.config.max_data_len)
+            .ok_or(SendError::TooLarge {
+                len,
+                max: self.config.max_data_len,
+            })?;
+        if self.tx.len() > 0 && self.tx.len() + HEADER_LEN + len > self.config.max_tx_bytes {
+            return Err(SendError::TransmitQueueFull);
+        }
+        self.tx
+            .push_frame(id, FrameType::Data, Flags::NONE, body_len, |buf| {
+                buf.put_slice(payload);
+            });
+        self.stats.frames_sent += 1;
+        Ok(())
+    }
+
+    /// Finishes stream `id` successfully, as Go does for a streaming
+    /// answer: a Data frame with remote-closed and no-data. (Finish with an
+    /// error, or answer a client-streaming call, with
+    /// [`Self::send_response`].) Messages of the client not yet taken are
+    /// dropped. Never refused for a full transmit queue.
+    ///
+    /// # Errors
+    /// As [`Self::send_data`], except the transmit bound.
+    pub fn close_send(&mut self, id: StreamId) -> Result<(), SendError> {
+        self.check_stream(id)?;
+        self.tx.push_frame(
+            id,
+            FrameType::Data,
+            Flags::REMOTE_CLOSED.union(Flags::NO_DATA),
+            0,
+            |_| {},
+        );
+        self.stats.frames_sent += 1;
+        self.finish_stream(id);
+        Ok(())
+    }
+
+    fn check_stream(&self, id: StreamId) -> Result<(), SendError> {
+        if let State::Closed(reason) = &self.state {
+            return Err(SendError::Closed(reason.clone()));
+        }
+        if self.streams.contains_key(&id) {
+            Ok(())
+        } else {
+            Err(SendError::UnknownStream(id))
+        }
+    }
+
+    fn finish_stream(&mut self, id: StreamId) {
+        self.in_flight.remove(&id);
+        if self.streams.remove(&id).is_some() {
+            self.queues.remove(id);
+        }
+    }
+
+    /// Takes the next item the client sent on stream `id`: a message, then
+    /// one [`StreamItem::End`] (`Ok` when the client half-closed). `None`
+    /// when nothing is waiting; [`ServerEvent::StreamReadable`] says when
+    /// to try again. Taking messages is what keeps a stream within its
+    /// receive bound ([`Config::stream_queue_len`]).
+    #[must_use]
+    pub fn recv_stream(&mut self, id: StreamId) -> Option<StreamItem> {
+        self.queues.pop(id)
     }
 
     /// Queues a status the server made up itself, trimmed (message, then
@@ -280,11 +436,31 @@ impl ServerConnection {
         self.stats.frames_sent += 1;
     }
 
-    /// Whether new frames may be decoded now (the backpressure rule).
-    fn may_decode(&self) -> bool {
-        !self.shutting_down
-            && self.in_flight.len() < self.config.max_in_flight
-            && self.tx.len() < self.config.max_tx_bytes
+    /// Whether a stream in flight may still get messages from the client.
+    fn awaits_client(&self) -> bool {
+        self.streams.values().any(|closed| !closed)
+    }
+
+    /// Whether the next frame may be decoded now (the backpressure rule).
+    /// At the in-flight bound (or shutting down) only Requests wait, and
+    /// only while nothing in flight needs more client input: if a stream
+    /// does, its Data may be queued behind the Request, so the Request is
+    /// decoded and refused rather than risk a deadlock.
+    fn may_decode(&mut self) -> bool {
+        if self.tx.len() >= self.config.max_tx_bytes || self.queues.at_bound() {
+            return false;
+        }
+        let awaits_client = self.awaits_client();
+        if self.shutting_down && !awaits_client {
+            return false;
+        }
+        match self.decoder.peek_header() {
+            Some(h) if h.kind == FrameType::Request => {
+                (self.in_flight.len() < self.config.max_in_flight && !self.shutting_down)
+                    || awaits_client
+            }
+            _ => true,
+        }
     }
 
     /// The next event, decoding buffered frames one at a time while the
@@ -329,9 +505,11 @@ impl ServerConnection {
                 }
                 None if self.state == State::InputEnded => {
                     let reason = ConnectionError::at_eof(self.decoder.in_partial_frame());
+                    self.end_streams(&reason);
                     self.partial = PartialTimer::Off;
                     self.state = State::Drained(reason.clone());
-                    return Some(ServerEvent::Closed { reason });
+                    self.events.push_back(ServerEvent::Closed { reason });
+                    continue;
                 }
                 None => return None,
             }
@@ -349,16 +527,27 @@ impl ServerConnection {
                     return Some(self.reject(id, ProtocolError::StreamIdReused));
                 }
                 self.last_id = id.get();
+                if self.shutting_down || self.in_flight.len() >= self.config.max_in_flight {
+                    // Decoded only because a stream awaits client input.
+                    return Some(self.reject(id, ProtocolError::TooManyCalls));
+                }
                 match Request::decode(data) {
                     Ok(req) => {
                         self.in_flight.insert(id);
-                        Some(ServerEvent::Request(self.incoming(id, req)))
+                        let incoming = self.incoming(id, req, header.flags);
+                        if incoming.is_stream() {
+                            self.open_stream(&incoming);
+                        }
+                        Some(ServerEvent::Request(incoming))
                     }
                     Err(e) => Some(self.reject(id, ProtocolError::UndecodableRequest(e))),
                 }
             }
             FrameType::Data if !self.in_flight.contains(&id) => {
                 Some(self.reject(id, ProtocolError::InactiveStream))
+            }
+            FrameType::Data if self.streams.get(&id) == Some(&false) => {
+                self.on_data(id, header.flags, data)
             }
             FrameType::Data | FrameType::Response => {
                 Some(self.ignore(id, ProtocolError::UnexpectedFrame(header.kind)))
@@ -367,7 +556,41 @@ impl ServerConnection {
         }
     }
 
-    fn incoming(&self, id: StreamId, req: Request) -> IncomingRequest {
+    /// A stream opened: its queue, and the first message if the client
+    /// sends one with the request (Go's rule: a remote-open request's
+    /// non-empty payload).
+    fn open_stream(&mut self, req: &IncomingRequest) {
+        let id = req.id;
+        let client_sends = req.client_sends();
+        self.streams.insert(id, !client_sends);
+        self.queues.open(id);
+        if client_sends {
+            if !req.flags.contains(Flags::NO_DATA)
+                && !req.payload.is_empty()
+                && self.queues.push_message(id, req.payload.clone())
+            {
+                self.events.push_back(ServerEvent::StreamReadable { id });
+            }
+        } else {
+            // Nothing will come: a handler that reads sees the end at once.
+            let _ = self.queues.push_end(id, Ok(()));
+        }
+    }
+
+    /// A Data frame on a stream whose client side is open.
+    fn on_data(&mut self, id: StreamId, flags: Flags, data: Bytes) -> Option<ServerEvent> {
+        let mut notify = false;
+        if !flags.contains(Flags::NO_DATA) {
+            notify |= self.queues.push_message(id, data);
+        }
+        if flags.contains(Flags::REMOTE_CLOSED) {
+            self.streams.insert(id, true);
+            notify |= self.queues.push_end(id, Ok(()));
+        }
+        notify.then_some(ServerEvent::StreamReadable { id })
+    }
+
+    fn incoming(&self, id: StreamId, req: Request, flags: Flags) -> IncomingRequest {
         let deadline = match (req.timeout_nano, self.now) {
             (0, _) | (_, None) => None,
             (t, Some(now)) if t < 0 => Some(now),
@@ -381,6 +604,7 @@ impl ServerConnection {
             metadata: req.metadata.into(),
             timeout_nano: req.timeout_nano,
             deadline,
+            flags,
         }
     }
 
@@ -429,11 +653,17 @@ impl ServerConnection {
     /// `handle_timeout` at once so the timer starts from the real time.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let limit = self.config.partial_frame_timeout?;
-        match self.partial {
-            PartialTimer::Off => None,
-            PartialTimer::Arming => self.now,
-            PartialTimer::Since(since) => since.checked_add(limit),
+        let partial = self
+            .config
+            .partial_frame_timeout
+            .and_then(|limit| match self.partial {
+                PartialTimer::Off => None,
+                PartialTimer::Arming => self.now,
+                PartialTimer::Since(since) => since.checked_add(limit),
+            });
+        match (partial, self.queues.next_stall()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
         }
     }
 
@@ -448,7 +678,9 @@ impl ServerConnection {
     /// bound holds decoding back).
     #[must_use]
     pub fn wants_read(&self) -> bool {
-        self.state == State::Open && !self.shutting_down && !self.decoder.has_frame()
+        self.state == State::Open
+            && (!self.shutting_down || self.awaits_client())
+            && !self.decoder.has_frame()
     }
 
     /// Whether no request is in flight and nothing waits to be written.
@@ -470,10 +702,11 @@ impl ServerConnection {
         self.in_flight.len()
     }
 
-    /// Bytes this connection holds: undecoded input plus queued output.
+    /// Bytes this connection holds: undecoded input, queued output, and
+    /// stream messages not yet taken.
     #[must_use]
     pub fn buffered_bytes(&self) -> usize {
-        self.decoder.buffered() + self.tx.len()
+        self.decoder.buffered() + self.tx.len() + self.queues.bytes()
     }
 
     /// Counters of dropped and refused frames.

@@ -32,3 +32,30 @@ impl fmt::Display for StreamId {
         self.0.fmt(f)
     }
 }
+
+/// The shape of a streaming call, as a `.proto` file declares it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum StreamKind {
+    /// `rpc M(stream Req) returns (Resp)`: the client sends many messages,
+    /// the server answers once.
+    ClientStreaming,
+    /// `rpc M(Req) returns (stream Resp)`: one request, many answers.
+    ServerStreaming,
+    /// `rpc M(stream Req) returns (stream Resp)`: both sides send many.
+    Bidirectional,
+}
+
+impl StreamKind {
+    /// Whether the client sends messages after the request.
+    #[must_use]
+    pub const fn client_sends(self) -> bool {
+        matches!(self, Self::ClientStreaming | Self::Bidirectional)
+    }
+
+    /// Whether the server answers with a stream of messages (else with one
+    /// Response).
+    #[must_use]
+    pub const fn server_sends(self) -> bool {
+        matches!(self, Self::ServerStreaming | Self::Bidirectional)
+    }
+}
