@@ -11,6 +11,13 @@
 //! the client sent, rejects nothing, and every answer reaches the client
 //! unchanged (or as `ResourceExhausted` when over the limit).
 //!
+//! Streams (any kind, with data, half-close, finish by Data or Response,
+//! receive or not, cancel, tiny receive bounds so stall timeouts fire) are
+//! checked for: items only on streams that were opened and not cancelled,
+//! nothing after a stream's end, and, once both sides hung up, exactly one
+//! end per stream. A run that opens a stream is not "clean" (the server may
+//! refuse calls at its bound while a stream awaits data).
+//!
 //! At the end everything is delivered and answered and time passes every
 //! deadline: in a clean run every call that was not abandoned has then
 //! completed; after both sides see EOF, in every run, each such call has
@@ -25,7 +32,8 @@ use libfuzzer_sys::fuzz_target;
 use ttrpc_core::prost::Message;
 use ttrpc_core::{
     Bytes, CallError, CallOptions, ClientConnection, ClientEvent, Code, Config, ConnectionError,
-    Metadata, Response, SendError, ServerConnection, ServerEvent, Status, StreamId,
+    Metadata, Response, SendError, ServerConnection, ServerEvent, Status, StreamId, StreamItem,
+    StreamKind,
 };
 use ttrpc_fuzz::Clock;
 
@@ -35,6 +43,7 @@ const MAX_DATA_LENS: [u32; 4] = [64, 256, 4096, 64 * 1024];
 const MAX_TX: [usize; 4] = [64, 1024, 16 * 1024, 1 << 20];
 const MAX_OPS: usize = 300;
 const MAX_GARBAGE: usize = 4096;
+const MAX_STREAM_BYTES: [usize; 4] = [64, 1024, 64 * 1024, 16 << 20];
 
 #[derive(Arbitrary, Debug, Clone, Copy, PartialEq, Eq)]
 enum Side {
@@ -81,6 +90,31 @@ enum Op {
         side: Side,
         bytes: Vec<u8>,
     },
+    OpenStream {
+        kind: u8,
+        first_len: u16,
+        timeout_ms: Option<u16>,
+    },
+    StreamSend {
+        side: Side,
+        which: u8,
+        len: u16,
+    },
+    /// Client: half-close. Server: finish with Data (close_send) or with a
+    /// Response.
+    StreamClose {
+        side: Side,
+        which: u8,
+        by_response: bool,
+    },
+    StreamRecv {
+        side: Side,
+        which: u8,
+        max: u8,
+    },
+    StreamCancel {
+        which: u8,
+    },
 }
 
 #[derive(Arbitrary, Debug)]
@@ -89,7 +123,16 @@ struct Input {
     max_in_flight: u8,
     max_tx: u8,
     partial_frame_timeout_ms: Option<u16>,
+    stream_queue_len: u8,
+    max_stream_bytes: u8,
     ops: Vec<Op>,
+}
+
+/// A stream as the client sees it.
+#[derive(Debug, Default)]
+struct FStream {
+    ended: bool,
+    cancelled: bool,
 }
 
 /// What the client should get for a call in a clean run.
@@ -131,8 +174,14 @@ struct Pair {
     server_closed_locally: bool,
     /// Counts events, answers and delivered bytes, to tell when settled.
     progress: u64,
-    /// Garbage, a local close, an EOF or a timeout close happened.
+    /// Garbage, a local close, an EOF or a timeout close happened, or a
+    /// stream was opened.
     dirty: bool,
+    streams: BTreeMap<StreamId, FStream>,
+    /// Streams the server handed out (ended or not): it may send on these.
+    server_streams: Vec<StreamId>,
+    /// Server streams whose client side ended (End item taken).
+    server_ended: BTreeSet<StreamId>,
 }
 
 impl Pair {
@@ -163,9 +212,151 @@ impl Pair {
             .count();
         assert_eq!(
             self.client.in_flight(),
-            pending,
+            pending + self.client.open_streams(),
             "client in_flight() disagrees"
         );
+        assert!(self.client.open_streams() <= self.streams.len());
+    }
+
+    fn open_stream(&mut self, kind: u8, first_len: u16, timeout_ms: Option<u16>) {
+        let kind = [
+            StreamKind::ClientStreaming,
+            StreamKind::ServerStreaming,
+            StreamKind::Bidirectional,
+        ][usize::from(kind % 3)];
+        let opts = CallOptions {
+            timeout: timeout_ms.map(|ms| Duration::from_millis(u64::from(ms))),
+            metadata: Metadata::new(),
+        };
+        let first = vec![1u8; usize::from(first_len)];
+        self.dirty = true;
+        match self
+            .client
+            .open_stream(self.clock.now(), "fuzz.Svc", "S", kind, &first, &opts)
+        {
+            Ok(id) => {
+                assert!(self.streams.insert(id, FStream::default()).is_none());
+            }
+            Err(SendError::Closed(_)) => {
+                assert!(self.client_input_ended || self.client_closed > 0);
+            }
+            Err(SendError::TooLarge { len, max }) => assert!(len > max as usize),
+            Err(SendError::TransmitQueueFull) => assert!(self.client.wants_write()),
+            Err(e) => panic!("open_stream: {e}"),
+        }
+    }
+
+    fn pick<T: Copy>(items: &[T], which: u8) -> Option<T> {
+        items.get(usize::from(which) % items.len().max(1)).copied()
+    }
+
+    fn client_stream_ids(&self) -> Vec<StreamId> {
+        self.streams
+            .iter()
+            .filter(|(_, s)| !s.ended && !s.cancelled)
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
+    fn stream_send(&mut self, side: Side, which: u8, len: u16) {
+        let payload = vec![2u8; usize::from(len)];
+        let result = match side {
+            Side::Client => {
+                let Some(id) = Self::pick(&self.client_stream_ids(), which) else {
+                    return;
+                };
+                self.client.send_data(id, &payload)
+            }
+            Side::Server => {
+                let Some(id) = Self::pick(&self.server_streams, which) else {
+                    return;
+                };
+                self.server.send_data(id, &payload)
+            }
+        };
+        match result {
+            Ok(()) => self.progress += 1,
+            Err(SendError::TooLarge { len, max }) => assert!(len > max as usize),
+            Err(
+                SendError::TransmitQueueFull
+                | SendError::UnknownStream(_)
+                | SendError::StreamClosed(_)
+                | SendError::Closed(_),
+            ) => {}
+            Err(e) => panic!("send_data: {e}"),
+        }
+    }
+
+    fn stream_close(&mut self, side: Side, which: u8, by_response: bool) {
+        let result = match side {
+            Side::Client => {
+                let Some(id) = Self::pick(&self.client_stream_ids(), which) else {
+                    return;
+                };
+                self.client.close_send(id)
+            }
+            Side::Server => {
+                let Some(id) = Self::pick(&self.server_streams, which) else {
+                    return;
+                };
+                let r = if by_response {
+                    self.server.send_response(id, Ok(Bytes::from_static(b"r")))
+                } else {
+                    self.server.close_send(id)
+                };
+                if r.is_ok() {
+                    self.requests.retain(|x| *x != id);
+                    self.answered.insert(id);
+                }
+                r
+            }
+        };
+        match result {
+            Ok(()) => self.progress += 1,
+            Err(
+                SendError::UnknownStream(_) | SendError::StreamClosed(_) | SendError::Closed(_),
+            ) => {}
+            Err(e) => panic!("close: {e}"),
+        }
+    }
+
+    /// Takes up to `max` items from a stream on one side.
+    fn stream_recv(&mut self, side: Side, id: StreamId, max: usize) {
+        for _ in 0..max {
+            let item = match side {
+                Side::Client => self.client.recv_stream(id),
+                Side::Server => self.server.recv_stream(id),
+            };
+            let Some(item) = item else { return };
+            self.progress += 1;
+            match side {
+                Side::Client => {
+                    let s = self
+                        .streams
+                        .get_mut(&id)
+                        .expect("item on a stream never opened");
+                    assert!(!s.cancelled, "item on cancelled stream {id}");
+                    assert!(!s.ended, "item after the end of stream {id}");
+                    s.ended = matches!(item, StreamItem::End(_));
+                }
+                Side::Server => {
+                    assert!(self.server_streams.contains(&id), "item on unknown stream");
+                    assert!(!self.server_ended.contains(&id), "item after the end");
+                    if matches!(item, StreamItem::End(_)) {
+                        self.server_ended.insert(id);
+                    }
+                }
+            }
+        }
+    }
+
+    fn recv_everything(&mut self) {
+        for id in self.streams.keys().copied().collect::<Vec<_>>() {
+            self.stream_recv(Side::Client, id, usize::MAX);
+        }
+        for id in self.server_streams.clone() {
+            self.stream_recv(Side::Server, id, usize::MAX);
+        }
     }
 
     fn start_call(&mut self, method: u8, payload_len: u16, timeout_ms: Option<u16>, md: bool) {
@@ -286,6 +477,8 @@ impl Pair {
                 }
             }
             Err(SendError::Closed(_)) => assert!(self.server_closed_locally, "spurious Closed"),
+            // The core already finished it (stall timeout) or the handler did.
+            Err(SendError::UnknownStream(_)) if self.server_streams.contains(&id) => {}
             Err(e) => panic!("first send_response for {id}: {e}"),
         }
         assert!(self.answered.insert(id), "request {id} handed out twice");
@@ -336,6 +529,10 @@ impl Pair {
                         "request ids not increasing"
                     );
                     self.last_request_id = req.id.get();
+                    if req.is_stream() {
+                        assert!(self.streams.contains_key(&req.id) || self.dirty);
+                        self.server_streams.push(req.id);
+                    }
                     if !self.dirty {
                         let call = self
                             .calls
@@ -361,6 +558,9 @@ impl Pair {
                     );
                 }
                 ServerEvent::Closed { .. } => self.server_closed += 1,
+                ServerEvent::StreamReadable { id } => {
+                    assert!(self.server_streams.contains(&id), "readable {id} unknown");
+                }
                 other => panic!("unknown server event {other:?}"),
             }
         }
@@ -397,6 +597,13 @@ impl Pair {
                     }
                 }
                 ClientEvent::Closed { .. } => self.client_closed += 1,
+                ClientEvent::StreamReadable { id } => {
+                    let s = self
+                        .streams
+                        .get(&id)
+                        .expect("readable: stream never opened");
+                    assert!(!s.cancelled && !s.ended, "readable {id} after cancel/end");
+                }
                 other => panic!("unknown client event {other:?}"),
             }
         }
@@ -409,11 +616,13 @@ impl Pair {
             let before = self.progress;
             self.deliver(Side::Client, usize::MAX);
             self.drain();
+            self.recv_everything();
             while !self.requests.is_empty() {
                 self.answer(0, &Reply::Ok { payload_len: 3 });
             }
             self.deliver(Side::Server, usize::MAX);
             self.drain();
+            self.recv_everything();
             if self.progress == before {
                 return;
             }
@@ -431,7 +640,9 @@ fuzz_target!(|input: Input| {
             input
                 .partial_frame_timeout_ms
                 .map(|ms| Duration::from_millis(u64::from(ms))),
-        );
+        )
+        .with_stream_queue_len(usize::from(input.stream_queue_len % 8) + 1)
+        .with_max_stream_bytes(MAX_STREAM_BYTES[usize::from(input.max_stream_bytes & 3)]);
     let mut p = Pair {
         client: ClientConnection::new(config.clone()),
         server: ServerConnection::new(config.clone()),
@@ -449,6 +660,9 @@ fuzz_target!(|input: Input| {
         server_closed_locally: false,
         progress: 0,
         dirty: false,
+        streams: BTreeMap::new(),
+        server_streams: Vec::new(),
+        server_ended: BTreeSet::new(),
     };
 
     for op in input.ops.iter().take(MAX_OPS) {
@@ -511,6 +725,34 @@ fuzz_target!(|input: Input| {
                     _ => {}
                 }
             }
+            Op::OpenStream {
+                kind,
+                first_len,
+                timeout_ms,
+            } => p.open_stream(*kind, *first_len, *timeout_ms),
+            Op::StreamSend { side, which, len } => p.stream_send(*side, *which, *len),
+            Op::StreamClose {
+                side,
+                which,
+                by_response,
+            } => p.stream_close(*side, *which, *by_response),
+            Op::StreamRecv { side, which, max } => {
+                let id = match side {
+                    Side::Client => {
+                        Pair::pick(&p.streams.keys().copied().collect::<Vec<_>>(), *which)
+                    }
+                    Side::Server => Pair::pick(&p.server_streams, *which),
+                };
+                if let Some(id) = id {
+                    p.stream_recv(*side, id, usize::from(*max));
+                }
+            }
+            Op::StreamCancel { which } => {
+                if let Some(id) = Pair::pick(&p.client_stream_ids(), *which) {
+                    assert!(p.client.abandon(id), "stream {id} open but not pending");
+                    p.streams.get_mut(&id).expect("listed").cancelled = true;
+                }
+            }
         }
         p.drain();
     }
@@ -549,6 +791,14 @@ fuzz_target!(|input: Input| {
             "call {id}: done {} abandoned {}",
             call.done,
             call.abandoned
+        );
+    }
+    for (id, s) in &p.streams {
+        assert!(
+            s.ended != s.cancelled,
+            "stream {id}: ended {} cancelled {}",
+            s.ended,
+            s.cancelled
         );
     }
     assert_eq!(p.client_closed, 1, "client Closed count");
