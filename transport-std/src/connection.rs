@@ -1,4 +1,4 @@
-//! One server connection: its thread, its core, and its handler workers.
+//! One server connection: its reader, its core, and its handler workers.
 
 use std::collections::VecDeque;
 use std::io::{self, Read};
@@ -24,6 +24,14 @@ const READ_CHUNK: usize = 64 * 1024;
 /// A handler worker with nothing to do for this long exits.
 const WORKER_IDLE: Duration = Duration::from_secs(5);
 
+/// How often a watching worker checks the reader's inline handler; one
+/// that runs through a whole tick is taken to block (see [`Pool`]).
+const STALL: Duration = Duration::from_millis(2);
+
+/// A watcher that sees no inline handler for this many ticks stops
+/// watching (an idle connection costs no wake-ups).
+const WATCH_TICKS: u32 = 50;
+
 struct ConnState {
     core: ServerConnection,
     /// Bumped whenever a handler answers, so the connection thread can wait
@@ -31,6 +39,8 @@ struct ConnState {
     generation: u64,
     /// Graceful shutdown started: hand out no new requests, finish the rest.
     draining: bool,
+    /// The socket's read timeout as last set.
+    read_timeout: Option<Duration>,
 }
 
 /// The parts of a connection shared by its thread, its handlers'
@@ -41,6 +51,9 @@ pub(crate) struct Conn {
     writer: Mutex<()>,
     state: Mutex<ConnState>,
     changed: Condvar,
+    /// Tells the server the connection has ended; taken by whichever
+    /// thread finishes it.
+    on_finish: Mutex<Option<Box<dyn FnOnce() + Send>>>,
 }
 
 impl Conn {
@@ -52,8 +65,10 @@ impl Conn {
                 core: ServerConnection::new(config),
                 generation: 0,
                 draining: false,
+                read_timeout: None,
             }),
             changed: Condvar::new(),
+            on_finish: Mutex::new(None),
         }
     }
 
@@ -132,12 +147,47 @@ fn peer_hung_up(sock: &UnixStream) -> bool {
             .is_some_and(|r| r.intersects(PollFlags::POLLHUP | PollFlags::POLLERR))
 }
 
-/// The connection thread's loop. Returns when the connection is closed.
-pub(crate) fn run(conn: &Arc<Conn>, registry: &Arc<Registry>, max_handlers: usize) {
-    let pool = (max_handlers > 1).then(|| Arc::new(Pool::new(Arc::clone(registry), max_handlers)));
+/// Serves a connection on the calling thread (the one spawned for it):
+/// reads, decodes and dispatches as the connection's reader, and becomes
+/// one of its handler workers if an idle worker takes the reader's place.
+/// `on_finish` runs once, on whichever thread closes the connection.
+pub(crate) fn run(
+    conn: &Arc<Conn>,
+    registry: &Arc<Registry>,
+    max_handlers: usize,
+    on_finish: Box<dyn FnOnce() + Send>,
+) {
+    *lock(&conn.on_finish) = Some(on_finish);
+    let pool = (max_handlers > 1).then(|| {
+        Arc::new(Pool::new(
+            Arc::clone(conn),
+            Arc::clone(registry),
+            max_handlers,
+        ))
+    });
+    let epoch = pool.as_ref().map_or(0, |p| lock(&p.state).reader_epoch);
+    if let Exit::Displaced = read_loop(conn, registry, pool.as_ref(), epoch) {
+        if let Some(pool) = pool {
+            lock(&pool.state).workers += 1;
+            pool.work_loop();
+        }
+    }
+}
+
+/// How a reader left [`read_loop`].
+enum Exit {
+    /// The connection is closed (and finished by this thread).
+    Done,
+    /// A worker took over reading while this thread ran a handler.
+    Displaced,
+}
+
+/// The reader's loop: decode, dispatch, write, read. Handlers run inline
+/// while a pool worker watches for a stall (see [`Pool`]); otherwise they
+/// go to the pool. `epoch` is this reader's tenure in the pool.
+fn read_loop(conn: &Arc<Conn>, registry: &Registry, pool: Option<&Arc<Pool>>, epoch: u64) -> Exit {
     let mut buf = vec![0u8; READ_CHUNK];
     let mut requests: Vec<IncomingRequest> = Vec::new();
-    let mut read_timeout: Option<Duration> = None;
     loop {
         // 1. Take what the core decoded.
         let (done, wants_read, due, seen) = {
@@ -154,19 +204,28 @@ pub(crate) fn run(conn: &Arc<Conn>, registry: &Arc<Registry>, max_handlers: usiz
                 st.generation,
             )
         };
-        // 2. Hand requests to handlers; write rejections the core queued.
+        // 2. Run or hand out handlers; write rejections the core queued.
+        let mut displaced = false;
         for req in requests.drain(..) {
             let responder = conn.responder(req.id);
-            match &pool {
-                Some(pool) => pool.submit(req, responder),
+            match pool {
                 None => {
                     registry.dispatch(req, responder);
                 }
+                Some(pool) if !displaced && pool.begin_inline(epoch) => {
+                    registry.dispatch(req, responder);
+                    displaced = pool.end_inline(epoch);
+                }
+                Some(pool) => pool.submit(req, responder),
             }
+        }
+        if displaced {
+            return Exit::Displaced;
         }
         conn.flush();
         if done {
-            break;
+            finish(conn, pool);
+            return Exit::Done;
         }
         if !wants_read {
             // Backpressure: a bound holds decoding back until an answer
@@ -186,9 +245,12 @@ pub(crate) fn run(conn: &Arc<Conn>, registry: &Arc<Registry>, max_handlers: usiz
             at.saturating_duration_since(now)
                 .max(Duration::from_millis(1))
         });
-        if want != read_timeout {
-            let _ = conn.sock.set_read_timeout(want);
-            read_timeout = want;
+        {
+            let mut st = lock(&conn.state);
+            if want != st.read_timeout {
+                let _ = conn.sock.set_read_timeout(want);
+                st.read_timeout = want;
+            }
         }
         let read = (&conn.sock).read(&mut buf);
         let mut st = lock(&conn.state);
@@ -215,8 +277,12 @@ pub(crate) fn run(conn: &Arc<Conn>, registry: &Arc<Registry>, max_handlers: usiz
                 .close(ConnectionError::Transport(format!("read: {e}"))),
         }
     }
-    // 4. Finish: wait until every answer in flight is written (a local
-    // close clears them), then close.
+}
+
+/// Ends a closed connection: waits until every answer in flight is
+/// written (a local close clears them), shuts the socket, retires the
+/// workers and tells the server.
+fn finish(conn: &Conn, pool: Option<&Arc<Pool>>) {
     {
         let mut st = lock(&conn.state);
         while !st.core.is_idle() {
@@ -226,15 +292,31 @@ pub(crate) fn run(conn: &Arc<Conn>, registry: &Arc<Registry>, max_handlers: usiz
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
         }
     }
-    let _writer = lock(&conn.writer);
-    let _ = conn.sock.shutdown(Shutdown::Both);
+    {
+        let _writer = lock(&conn.writer);
+        let _ = conn.sock.shutdown(Shutdown::Both);
+    }
     if let Some(pool) = pool {
         pool.close();
+    }
+    let on_finish = lock(&conn.on_finish).take();
+    if let Some(on_finish) = on_finish {
+        on_finish();
     }
 }
 
 /// Handler workers of one connection, spawned on demand up to `max`.
+///
+/// The reader runs a handler inline, saving two thread hand-offs per call,
+/// only while an idle worker *watches* it: the watcher wakes every
+/// [`STALL`] and, if the same inline handler is still running one tick
+/// later (a handler that blocks, like a shim's `Wait`), takes over as the
+/// reader, so the connection's other requests wait at most about two ticks.
+/// The displaced reader becomes a worker when its handler returns. With no
+/// watcher (the first request, or after a quiet spell) requests go to the
+/// workers as they arrive.
 struct Pool {
+    conn: Arc<Conn>,
     registry: Arc<Registry>,
     max: usize,
     state: Mutex<PoolState>,
@@ -247,16 +329,54 @@ struct PoolState {
     workers: usize,
     running: usize,
     closed: bool,
+    /// A worker is watching the reader's inline handlers.
+    watching: bool,
+    /// The inline handler running now, by sequence number.
+    inline: Option<u64>,
+    inline_seq: u64,
+    /// Bumped each time a watcher takes over reading: a reader whose epoch
+    /// is older has been displaced.
+    reader_epoch: u64,
+}
+
+/// What a watching worker saw at its last tick.
+struct Watch {
+    seen: Option<u64>,
+    quiet: u32,
 }
 
 impl Pool {
-    fn new(registry: Arc<Registry>, max: usize) -> Self {
+    fn new(conn: Arc<Conn>, registry: Arc<Registry>, max: usize) -> Self {
         Self {
+            conn,
             registry,
             max,
             state: Mutex::new(PoolState::default()),
             work: Condvar::new(),
         }
+    }
+
+    /// Whether the reader (of `epoch`) may run the next handler inline:
+    /// a watcher is there and no request waits for a worker.
+    fn begin_inline(&self, epoch: u64) -> bool {
+        let mut st = lock(&self.state);
+        if !st.watching || !st.queue.is_empty() || st.closed || st.reader_epoch != epoch {
+            return false;
+        }
+        st.inline_seq += 1;
+        st.inline = Some(st.inline_seq);
+        true
+    }
+
+    /// The inline handler returned; `true` if a watcher took over reading
+    /// meanwhile (this thread is no longer the reader).
+    fn end_inline(&self, epoch: u64) -> bool {
+        let mut st = lock(&self.state);
+        if st.reader_epoch != epoch {
+            return true;
+        }
+        st.inline = None;
+        false
     }
 
     fn submit(self: &Arc<Self>, req: IncomingRequest, responder: Responder) {
@@ -291,33 +411,89 @@ impl Pool {
         }
     }
 
-    fn work_loop(&self) {
+    fn work_loop(self: &Arc<Self>) {
+        let mut st = lock(&self.state);
+        let mut watch: Option<Watch> = None;
+        // Set after a quiet spell of watching; cleared by the next job.
+        let mut rested = false;
         loop {
-            let job = {
-                let mut st = lock(&self.state);
-                loop {
-                    if let Some(job) = st.queue.pop_front() {
-                        st.running += 1;
-                        break job;
-                    }
-                    if st.closed {
-                        st.workers -= 1;
+            if let Some((req, responder)) = st.queue.pop_front() {
+                if watch.take().is_some() {
+                    st.watching = false;
+                }
+                rested = false;
+                st.running += 1;
+                drop(st);
+                self.registry.dispatch(req, responder);
+                st = lock(&self.state);
+                st.running -= 1;
+                continue;
+            }
+            if st.closed {
+                if watch.is_some() {
+                    st.watching = false;
+                }
+                st.workers -= 1;
+                return;
+            }
+            if watch.is_none() && !st.watching && !rested {
+                st.watching = true;
+                watch = Some(Watch {
+                    seen: st.inline,
+                    quiet: 0,
+                });
+            }
+            let Some(w) = watch.as_mut() else {
+                let (guard, timeout) = self
+                    .work
+                    .wait_timeout(st, WORKER_IDLE)
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                st = guard;
+                if timeout.timed_out() && st.queue.is_empty() {
+                    st.workers -= 1;
+                    return;
+                }
+                continue;
+            };
+            st = self
+                .work
+                .wait_timeout(st, STALL)
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .0;
+            if st.closed || !st.queue.is_empty() {
+                continue;
+            }
+            match st.inline {
+                Some(seq) if w.seen == Some(seq) => {
+                    // One handler has held the reader for a whole tick:
+                    // take its place.
+                    st.watching = false;
+                    watch = None;
+                    st.inline = None;
+                    st.reader_epoch += 1;
+                    st.workers -= 1;
+                    let epoch = st.reader_epoch;
+                    drop(st);
+                    if let Exit::Done = read_loop(&self.conn, &self.registry, Some(self), epoch) {
                         return;
                     }
-                    let (guard, timeout) = self
-                        .work
-                        .wait_timeout(st, WORKER_IDLE)
-                        .unwrap_or_else(std::sync::PoisonError::into_inner);
-                    st = guard;
-                    if timeout.timed_out() && st.queue.is_empty() {
-                        st.workers -= 1;
-                        return;
+                    st = lock(&self.state);
+                    st.workers += 1;
+                }
+                Some(seq) => {
+                    w.seen = Some(seq);
+                    w.quiet = 0;
+                }
+                None => {
+                    w.seen = None;
+                    w.quiet += 1;
+                    if w.quiet >= WATCH_TICKS {
+                        st.watching = false;
+                        watch = None;
+                        rested = true;
                     }
                 }
-            };
-            let (req, responder) = job;
-            self.registry.dispatch(req, responder);
-            lock(&self.state).running -= 1;
+            }
         }
     }
 

@@ -56,7 +56,7 @@
 //! | thread | how many | lives |
 //! |---|---|---|
 //! | `ttrpc-client-reader` | one per [`Client`] | until the client is dropped (joined) or its connection ends |
-//! | `ttrpc-conn` | one per served connection | until the connection closes |
+//! | `ttrpc-conn` | one per served connection | until the connection closes (it may serve as a handler worker after a worker took over reading) |
 //! | `ttrpc-handler` | per connection, up to [`ServerConfig::max_concurrent_handlers`] (default 16), spawned on demand | exits after 5 s idle or when its connection ends |
 //!
 //! [`Server::serve`] runs its accept loop on the calling thread. With
@@ -96,11 +96,17 @@
 //!
 //! # Server
 //!
-//! One thread per connection reads and decodes (through the core); each
-//! request goes to a per-connection worker pool (so a handler that blocks,
-//! like a shim's `Wait`, does not stall the others), and a handler's
-//! [`Responder`] queues and writes its answer itself, from whichever thread
-//! replies. The connection thread's read timeout follows the core's
+//! One thread per connection reads and decodes (through the core). Its
+//! handlers run on a per-connection worker pool, so a handler that blocks,
+//! like a shim's `Wait`, does not stall the others; but handing every
+//! request to another thread costs two thread wake-ups per call, so while
+//! an idle worker *watches* (ticking every 2 ms), the reader runs handlers
+//! inline, and a handler still running after a whole tick is taken to
+//! block: the watcher takes over reading and the old reader becomes a
+//! worker when its handler returns. The first request on a connection, and
+//! requests arriving while no worker is idle, go to the pool as before. A
+//! handler's [`Responder`] queues and writes its answer itself, from
+//! whichever thread replies. The connection thread's read timeout follows the core's
 //! `poll_timeout` (the partial-frame timeout, if configured). When the core
 //! holds decoding back (its in-flight or transmit bound), the thread waits
 //! for an answer instead of reading. At [`ServerConfig::max_connections`]

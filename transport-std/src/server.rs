@@ -345,14 +345,14 @@ impl Server {
         let spawned = thread::Builder::new()
             .name("ttrpc-conn".into())
             .spawn(move || {
-                connection::run(
-                    &conn,
-                    &shared.registry,
-                    shared.config.max_concurrent_handlers,
-                );
-                drop(conn);
-                lock(&shared.state).conns.remove(&id);
-                shared.changed.notify_all();
+                let registry = Arc::clone(&shared.registry);
+                let max = shared.config.max_concurrent_handlers;
+                // Runs on whichever of the connection's threads closes it.
+                let on_finish = Box::new(move || {
+                    lock(&shared.state).conns.remove(&id);
+                    shared.changed.notify_all();
+                });
+                connection::run(&conn, &registry, max, on_finish);
             });
         if let Err(e) = spawned {
             self.state().conns.remove(&id);

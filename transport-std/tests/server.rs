@@ -298,3 +298,50 @@ fn handler_may_answer_later_from_another_thread() {
         );
     }
 }
+
+/// Handlers run inline on the connection's reader while a worker watches;
+/// one that blocks there is detected and the worker takes over reading,
+/// so the connection's other calls are still answered (repeatedly: every
+/// blocked handler displaces the reader of its time).
+#[test]
+fn a_handler_blocking_inline_does_not_stall_its_connection() {
+    let mut r = echo_registry();
+    let gate = Arc::new((Mutex::new(0usize), std::sync::Condvar::new()));
+    let g = Arc::clone(&gate);
+    r.register_fn("test.Echo", "Wait", move |_| {
+        let (lock, cond) = &*g;
+        let mut open = lock.lock().unwrap();
+        while *open == 0 {
+            open = cond.wait(open).unwrap();
+        }
+        *open -= 1;
+        Ok(Bytes::from_static(b"waited"))
+    });
+    let server = TestServer::start(r, ServerConfig::default());
+    let client = Arc::new(server.client());
+    let mut waiting = Vec::new();
+    for round in 0..3 {
+        // Warm: a worker exists and watches, so the next calls run inline.
+        for _ in 0..50 {
+            assert_eq!(&call(&client, "Echo", b"warm").unwrap()[..], b"warm");
+        }
+        let c = Arc::clone(&client);
+        waiting.push(thread::spawn(move || call(&c, "Wait", b"")));
+        thread::sleep(Duration::from_millis(20));
+        let got = within(Duration::from_secs(5), {
+            let c = Arc::clone(&client);
+            move || call(&c, "Echo", b"meanwhile")
+        });
+        assert_eq!(&got.unwrap()[..], b"meanwhile", "round {round}");
+    }
+    {
+        let (lock, cond) = &*gate;
+        *lock.lock().unwrap() = waiting.len();
+        cond.notify_all();
+    }
+    for t in waiting {
+        let got = within(Duration::from_secs(5), move || t.join().unwrap());
+        assert_eq!(&got.unwrap()[..], b"waited");
+    }
+    assert_eq!(&call(&client, "Echo", b"after").unwrap()[..], b"after");
+}
