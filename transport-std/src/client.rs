@@ -1,16 +1,15 @@
 //! The blocking client: one connection shared by any number of threads.
 
-use std::collections::HashMap;
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 use std::net::Shutdown;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::UnixStream;
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
-use std::sync::{Arc, Mutex, Weak};
-use std::thread::{self, JoinHandle};
-use std::time::Instant;
+use std::sync::{Arc, Condvar, Mutex, Weak};
+use std::thread::{self, JoinHandle, Thread};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use prost::Message;
 use ttrpc_core::{
     CallOptions, ClientConnection, ClientEvent, Config, ConnectionError, SendError, Stats, StreamId,
@@ -23,24 +22,65 @@ use crate::wire::{self, lock};
 /// Bytes read from the socket per `read` call.
 const READ_CHUNK: usize = 64 * 1024;
 
-type Slot = Sender<Result<Bytes, Error>>;
+/// How often the background reader checks whether the connection has gone
+/// idle, so that it watches the socket again.
+const IDLE_CHECK: Duration = Duration::from_millis(50);
+
+/// A call waiting for its answer.
+struct Waiter {
+    id: StreamId,
+    /// The thread to wake when the answer (or the reader role) is free.
+    thread: Thread,
+    result: Option<Result<Bytes, Error>>,
+}
+
+/// Who reads the socket (the reader role).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reader {
+    Nobody,
+    /// A waiting caller, reading for everyone.
+    Caller,
+    /// The background thread, while no call waits.
+    Background,
+}
 
 struct State {
     core: ClientConnection,
-    /// The callers waiting for an answer, by stream id.
-    waiters: HashMap<StreamId, Slot>,
+    /// The calls started and not yet collected, in start order.
+    waiters: Vec<Waiter>,
+    reader: Reader,
 }
 
 impl State {
-    /// Drains the core's events, handing each answer to its caller. Runs
-    /// under the state lock; never blocks (channel sends do not).
+    fn waiter(&mut self, id: StreamId) -> Option<&mut Waiter> {
+        self.waiters.iter_mut().find(|w| w.id == id)
+    }
+
+    /// Drains the core's events, storing each answer with its caller and
+    /// waking that caller. Runs under the state lock; never blocks.
     fn drain(&mut self) {
         while let Some(event) = self.core.poll_event() {
             if let ClientEvent::Response { id, result } = event {
-                if let Some(slot) = self.waiters.remove(&id) {
-                    let _ = slot.send(result.map_err(Error::from));
+                if let Some(w) = self.waiter(id) {
+                    w.result = Some(result.map_err(Error::from));
+                    if w.thread.id() != thread::current().id() {
+                        w.thread.unpark();
+                    }
                 }
             }
+        }
+    }
+
+    /// After the reader role was released: wakes one caller still waiting
+    /// for its answer, to read for everyone.
+    fn hand_over(&self) {
+        let me = thread::current().id();
+        if let Some(w) = self
+            .waiters
+            .iter()
+            .find(|w| w.result.is_none() && w.thread.id() != me)
+        {
+            w.thread.unpark();
         }
     }
 }
@@ -51,6 +91,13 @@ struct Inner {
     /// before `state`, never the other way round.
     writer: Mutex<()>,
     state: Mutex<State>,
+    /// The reader role's buffer (only the role's holder locks it).
+    buf: Mutex<Vec<u8>>,
+    /// A byte written to `wake_tx` wakes the reader's `poll`.
+    wake_tx: UnixStream,
+    wake_rx: UnixStream,
+    /// Wakes the background thread (the connection closed).
+    background: Condvar,
 }
 
 impl Inner {
@@ -64,33 +111,107 @@ impl Inner {
     }
 
     /// Ends the connection: every pending call fails with `reason`, and the
-    /// reader thread is woken (it sees the socket shut down).
+    /// reader (a caller or the background thread) is woken by the socket's
+    /// shutdown.
     fn fail(&self, reason: ConnectionError) {
         {
             let mut st = lock(&self.state);
             st.core.close(reason);
             st.drain();
         }
+        self.background.notify_all();
         let _ = self.sock.shutdown(Shutdown::Both);
     }
 
-    fn read_loop(&self) {
-        let mut buf = vec![0u8; READ_CHUNK];
+    /// Interrupts the reader's `poll`.
+    fn wake_reader(&self) {
+        let _ = (&self.wake_tx).write(&[1]);
+    }
+
+    /// One turn of the reader role, which the caller holds: waits (until
+    /// `due` at the latest) for the socket or a wake-up, reads once, feeds
+    /// the core, hands out the answers, and releases the role.
+    fn read_turn(&self, due: Option<Instant>) {
+        let mut buf = lock(&self.buf);
+        if buf.is_empty() {
+            buf.resize(READ_CHUNK, 0);
+        }
+        let timeout = due.map_or(PollTimeout::NONE, |at| {
+            // Rounded up: waking a little late beats spinning early.
+            let left = at.saturating_duration_since(Instant::now());
+            let ms = left.as_micros().div_ceil(1000);
+            PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX)
+        });
+        let mut fds = [
+            PollFd::new(self.sock.as_fd(), PollFlags::POLLIN),
+            PollFd::new(self.wake_rx.as_fd(), PollFlags::POLLIN),
+        ];
+        let polled = poll(&mut fds, timeout);
+        let ready = |fd: &PollFd<'_>| fd.revents().is_some_and(|r| !r.is_empty());
+        let (readable, woken) = match polled {
+            Ok(n) if n > 0 => (ready(&fds[0]), ready(&fds[1])),
+            _ => (false, false),
+        };
+        if woken {
+            let mut sink = [0u8; 64];
+            while matches!((&self.wake_rx).read(&mut sink), Ok(n) if n > 0) {}
+        }
+        let read = readable.then(|| (&self.sock).read(&mut buf));
+        let mut st = lock(&self.state);
+        let now = Instant::now();
+        match read {
+            None => st.core.handle_timeout(now),
+            Some(Ok(0)) => st.core.handle_eof(now),
+            Some(Ok(n)) => st.core.handle_input(now, &buf[..n]),
+            Some(Err(e))
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::Interrupted | io::ErrorKind::WouldBlock
+                ) => {}
+            Some(Err(e)) => st
+                .core
+                .close(ConnectionError::Transport(format!("read: {e}"))),
+        }
+        drop(buf);
+        st.reader = Reader::Nobody;
+        st.drain();
+        let closed = st.core.is_closed();
+        let me = thread::current().id();
+        let still_waiting = st
+            .waiters
+            .iter()
+            .any(|w| w.thread.id() == me && w.result.is_none());
+        if !still_waiting {
+            st.hand_over();
+        }
+        drop(st);
+        if closed {
+            self.background.notify_all();
+        }
+    }
+
+    /// The background thread: reads while no call waits, so an idle client
+    /// still notices its connection closing. A waiting caller takes the
+    /// reader role from it (`wake_reader`) and reads its own answer.
+    fn background_loop(&self) {
+        let mut st = lock(&self.state);
         loop {
-            let read = (&self.sock).read(&mut buf);
-            let mut st = lock(&self.state);
-            match read {
-                Ok(0) => st.core.handle_eof(Instant::now()),
-                Ok(n) => st.core.handle_input(Instant::now(), &buf[..n]),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => st
-                    .core
-                    .close(ConnectionError::Transport(format!("read: {e}"))),
-            }
-            st.drain();
             if st.core.is_closed() {
                 return;
             }
+            if st.reader == Reader::Nobody && st.waiters.is_empty() {
+                st.reader = Reader::Background;
+                let due = st.core.poll_timeout();
+                drop(st);
+                self.read_turn(due);
+                st = lock(&self.state);
+                continue;
+            }
+            st = self
+                .background
+                .wait_timeout(st, IDLE_CHECK)
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .0;
         }
     }
 }
@@ -99,8 +220,9 @@ impl Inner {
 ///
 /// `Send + Sync`: share it (`&Client`, `Arc<Client>`) and call from many
 /// threads at once; calls are multiplexed over the one connection and each
-/// waits only for its own answer. One background thread reads answers (see
-/// the [crate docs](crate#threads) for why). Dropping the client closes the
+/// waits only for its own answer. A waiting caller reads the socket for
+/// everyone (one at a time); a background thread reads while no call waits
+/// (see the [crate docs](crate#threads)). Dropping the client closes the
 /// connection and joins that thread; calls still waiting fail with
 /// [`ConnectionError::LocallyClosed`].
 pub struct Client {
@@ -157,18 +279,29 @@ impl Client {
         stream
             .set_read_timeout(None)
             .map_err(|e| Error::io("clear read timeout", e))?;
+        let (wake_tx, wake_rx) =
+            UnixStream::pair().map_err(|e| Error::io("create wake-up socket pair", e))?;
+        for s in [&wake_tx, &wake_rx] {
+            s.set_nonblocking(true)
+                .map_err(|e| Error::io("set wake-up socket non-blocking", e))?;
+        }
         let inner = Arc::new(Inner {
             sock: stream,
             writer: Mutex::new(()),
             state: Mutex::new(State {
                 core: ClientConnection::new(config),
-                waiters: HashMap::new(),
+                waiters: Vec::new(),
+                reader: Reader::Nobody,
             }),
+            buf: Mutex::new(Vec::new()),
+            wake_tx,
+            wake_rx,
+            background: Condvar::new(),
         });
         let reader_inner = Arc::clone(&inner);
         let reader = thread::Builder::new()
             .name("ttrpc-client-reader".into())
-            .spawn(move || reader_inner.read_loop())
+            .spawn(move || reader_inner.background_loop())
             .map_err(|e| Error::io("spawn ttrpc-client-reader thread", e))?;
         Ok(Self {
             inner,
@@ -232,13 +365,16 @@ impl Client {
         payload: &[u8],
         options: &CallOptions,
     ) -> Result<PendingCall<'_>, Error> {
-        let (tx, rx) = mpsc::channel();
         let now = Instant::now();
         let id = loop {
             let mut st = lock(&self.inner.state);
             match st.core.send_request(now, service, method, payload, options) {
                 Ok(id) => {
-                    st.waiters.insert(id, tx);
+                    st.waiters.push(Waiter {
+                        id,
+                        thread: thread::current(),
+                        result: None,
+                    });
                     break id;
                 }
                 // Another caller's bytes are still queued: write them out
@@ -254,7 +390,6 @@ impl Client {
         Ok(PendingCall {
             client: self,
             id,
-            rx,
             deadline: options.timeout.and_then(|t| now.checked_add(t)),
             done: false,
         })
@@ -301,7 +436,6 @@ impl Drop for Client {
 pub struct PendingCall<'c> {
     client: &'c Client,
     id: StreamId,
-    rx: Receiver<Result<Bytes, Error>>,
     deadline: Option<Instant>,
     done: bool,
 }
@@ -323,32 +457,61 @@ impl PendingCall<'_> {
     }
 
     /// Waits for the answer, the deadline, a cancel, or the end of the
-    /// connection, whichever comes first.
+    /// connection, whichever comes first. While it waits, the caller may
+    /// read the socket for every call (the reader role), so its own answer
+    /// needs no hand-off from another thread.
     ///
     /// # Errors
     /// As [`Client::call_raw`]; [`Error::Cancelled`] after a cancel.
     pub fn wait(mut self) -> Result<Bytes, Error> {
         self.done = true;
+        let inner = &self.client.inner;
+        let me = thread::current();
+        let mut st = lock(&inner.state);
         loop {
-            let got = match self.deadline {
-                None => self.rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
-                Some(at) => self
-                    .rx
-                    .recv_timeout(at.saturating_duration_since(Instant::now())),
+            let Some(pos) = st.waiters.iter().position(|w| w.id == self.id) else {
+                // Only `wait` and `drop` remove a waiter: not reached.
+                return Err(Error::Closed(ConnectionError::LocallyClosed));
             };
-            match got {
-                Ok(result) => return result,
-                Err(RecvTimeoutError::Timeout) => {
-                    // Our deadline passed: let the core expire it (and any
-                    // other due call); our answer then waits in `rx`.
-                    let mut st = lock(&self.client.inner.state);
-                    st.core.handle_timeout(Instant::now());
-                    st.drain();
+            let w = &mut st.waiters[pos];
+            if let Some(result) = w.result.take() {
+                st.waiters.swap_remove(pos);
+                return result;
+            }
+            if w.thread.id() != me.id() {
+                w.thread = me.clone();
+            }
+            let now = Instant::now();
+            if self.deadline.is_some_and(|at| at <= now) {
+                // Our deadline passed: let the core expire it (and any
+                // other due call); the answer is then in our slot.
+                st.core.handle_timeout(now);
+                st.drain();
+                if let Some(w) = st.waiter(self.id).filter(|w| w.result.is_none()) {
+                    w.result = Some(Err(Error::DeadlineExceeded));
+                    st.core.abandon(self.id);
                 }
-                Err(RecvTimeoutError::Disconnected) => {
-                    return Err(Error::Closed(ConnectionError::LocallyClosed));
+                continue;
+            }
+            match st.reader {
+                Reader::Nobody => {
+                    st.reader = Reader::Caller;
+                    let due = st.core.poll_timeout();
+                    drop(st);
+                    inner.read_turn(due);
+                }
+                reader => {
+                    drop(st);
+                    if reader == Reader::Background {
+                        inner.wake_reader();
+                    }
+                    match self.deadline {
+                        Some(at) => thread::park_timeout(at.saturating_duration_since(now)),
+                        None => thread::park(),
+                    }
                 }
             }
+            st = lock(&inner.state);
         }
     }
 }
@@ -357,8 +520,11 @@ impl Drop for PendingCall<'_> {
     fn drop(&mut self) {
         if !self.done {
             let mut st = lock(&self.client.inner.state);
-            if st.waiters.remove(&self.id).is_some() {
-                st.core.abandon(self.id);
+            if let Some(pos) = st.waiters.iter().position(|w| w.id == self.id) {
+                let w = st.waiters.swap_remove(pos);
+                if w.result.is_none() {
+                    st.core.abandon(self.id);
+                }
             }
         }
     }
@@ -380,13 +546,20 @@ impl Canceller {
             return false;
         };
         let mut st = lock(&inner.state);
-        match st.waiters.remove(&self.id) {
-            Some(slot) => {
+        let reading = st.reader == Reader::Caller;
+        match st.waiter(self.id) {
+            Some(w) if w.result.is_none() => {
+                w.result = Some(Err(Error::Cancelled));
+                w.thread.unpark();
                 st.core.abandon(self.id);
-                let _ = slot.send(Err(Error::Cancelled));
+                drop(st);
+                if reading {
+                    // It may be the call reading for everyone: wake it.
+                    inner.wake_reader();
+                }
                 true
             }
-            None => false,
+            _ => false,
         }
     }
 }

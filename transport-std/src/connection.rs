@@ -205,22 +205,18 @@ fn read_loop(conn: &Arc<Conn>, registry: &Registry, pool: Option<&Arc<Pool>>, ep
             )
         };
         // 2. Run or hand out handlers; write rejections the core queued.
-        let mut displaced = false;
-        for req in requests.drain(..) {
-            let responder = conn.responder(req.id);
-            match pool {
-                None => {
+        match pool {
+            None => {
+                for req in requests.drain(..) {
+                    let responder = conn.responder(req.id);
                     registry.dispatch(req, responder);
                 }
-                Some(pool) if !displaced && pool.begin_inline(epoch) => {
-                    registry.dispatch(req, responder);
-                    displaced = pool.end_inline(epoch);
-                }
-                Some(pool) => pool.submit(req, responder),
             }
-        }
-        if displaced {
-            return Exit::Displaced;
+            Some(pool) => {
+                if pool.run_batch(&mut requests, epoch) {
+                    return Exit::Displaced;
+                }
+            }
         }
         conn.flush();
         if done {
@@ -326,6 +322,8 @@ struct Pool {
 #[derive(Default)]
 struct PoolState {
     queue: VecDeque<(IncomingRequest, Responder)>,
+    /// The reader's decoded batch, not yet run or handed out.
+    backlog: VecDeque<(IncomingRequest, Responder)>,
     workers: usize,
     running: usize,
     closed: bool,
@@ -356,31 +354,55 @@ impl Pool {
         }
     }
 
-    /// Whether the reader (of `epoch`) may run the next handler inline:
-    /// a watcher is there and no request waits for a worker.
-    fn begin_inline(&self, epoch: u64) -> bool {
-        let mut st = lock(&self.state);
-        if !st.watching || !st.queue.is_empty() || st.closed || st.reader_epoch != epoch {
+    /// Runs a batch of decoded requests for the reader of `epoch`: inline,
+    /// one by one, while a watcher is there and no request waits for a
+    /// worker; the rest go to the workers. The batch waits in `backlog`, so
+    /// a watcher that takes over hands it to the workers instead of leaving
+    /// it behind the handler that blocked. Returns `true` if this thread
+    /// was displaced (it is no longer the reader).
+    fn run_batch(self: &Arc<Self>, requests: &mut Vec<IncomingRequest>, epoch: u64) -> bool {
+        if requests.is_empty() {
             return false;
         }
-        st.inline_seq += 1;
-        st.inline = Some(st.inline_seq);
-        true
-    }
-
-    /// The inline handler returned; `true` if a watcher took over reading
-    /// meanwhile (this thread is no longer the reader).
-    fn end_inline(&self, epoch: u64) -> bool {
         let mut st = lock(&self.state);
-        if st.reader_epoch != epoch {
-            return true;
+        st.backlog.extend(requests.drain(..).map(|req| {
+            let responder = self.conn.responder(req.id);
+            (req, responder)
+        }));
+        loop {
+            if st.reader_epoch != epoch {
+                return true;
+            }
+            if !st.watching || !st.queue.is_empty() || st.closed {
+                let jobs = std::mem::take(&mut st.backlog);
+                drop(st);
+                for (req, responder) in jobs {
+                    self.submit(req, responder);
+                }
+                return false;
+            }
+            let Some((req, responder)) = st.backlog.pop_front() else {
+                return false;
+            };
+            st.inline_seq += 1;
+            st.inline = Some(st.inline_seq);
+            drop(st);
+            self.registry.dispatch(req, responder);
+            st = lock(&self.state);
+            if st.reader_epoch != epoch {
+                return true;
+            }
+            st.inline = None;
         }
-        st.inline = None;
-        false
     }
 
     fn submit(self: &Arc<Self>, req: IncomingRequest, responder: Responder) {
         let mut st = lock(&self.state);
+        if st.closed {
+            // The connection is finished: the dropped responder answers
+            // into a closed core, which ignores it.
+            return;
+        }
         st.queue.push_back((req, responder));
         let idle = st.workers - st.running;
         if idle >= st.queue.len() || st.workers >= self.max {
@@ -473,7 +495,11 @@ impl Pool {
                     st.reader_epoch += 1;
                     st.workers -= 1;
                     let epoch = st.reader_epoch;
+                    let stranded = std::mem::take(&mut st.backlog);
                     drop(st);
+                    for (req, responder) in stranded {
+                        self.submit(req, responder);
+                    }
                     if let Exit::Done = read_loop(&self.conn, &self.registry, Some(self), epoch) {
                         return;
                     }

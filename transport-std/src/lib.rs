@@ -55,45 +55,36 @@
 //!
 //! | thread | how many | lives |
 //! |---|---|---|
-//! | `ttrpc-client-reader` | one per [`Client`] | until the client is dropped (joined) or its connection ends |
+//! | `ttrpc-client-reader` | one per [`Client`]; reads only while no call waits | until the client is dropped (joined) or its connection ends |
 //! | `ttrpc-conn` | one per served connection | until the connection closes (it may serve as a handler worker after a worker took over reading) |
 //! | `ttrpc-handler` | per connection, up to [`ServerConfig::max_concurrent_handlers`] (default 16), spawned on demand | exits after 5 s idle or when its connection ends |
 //!
 //! [`Server::serve`] runs its accept loop on the calling thread. With
 //! `max_concurrent_handlers = 1` handlers run inline on `ttrpc-conn`.
 //!
-//! # How the client multiplexes, and why a reader thread
+//! # How the client multiplexes: the reader role
 //!
 //! Callers queue their request in the core under a state lock, then write
 //! it outside that lock (writer lock → core lock → `take_transmit` → unlock
-//! core → `write_all` → unlock writer, so frames keep queue order). One
-//! background thread reads, feeds the core and hands each answer to its
-//! caller through a per-call channel. Each caller enforces its own
-//! deadline (`recv_timeout`, then `handle_timeout`), so the reader never
-//! needs a timer; [`Canceller::cancel`] wakes one caller from any thread.
+//! core → `write_all` → unlock writer, so frames keep queue order). Reading
+//! is a role that one thread holds at a time: a caller waiting for its
+//! answer takes it if it is free, `poll`s the socket (and a wake-up socket)
+//! until the earliest deadline, reads once, feeds the core, stores every
+//! answer with its caller and unparks that caller, then releases the role
+//! (unparking one caller still waiting, to read next). So with one call in
+//! flight the caller reads its own answer: one thread wake-up per call,
+//! as with a plain socket. The other waiters park until their answer or
+//! their deadline (then `handle_timeout`); [`Canceller::cancel`] stores
+//! `Cancelled`, unparks the call and wakes the `poll` if it was reading.
 //!
-//! The alternative, "whichever waiting caller holds the lock reads for
-//! everyone" (leader/follower), was measured with a throwaway
-//! implementation against this crate's server (release build, 16-byte
-//! Echo, 40 000 calls, one connection, 2-core machine, median of 6 runs;
-//! client and server in one process):
-//!
-//! | client | 1 thread | 16 threads |
-//! |---|---|---|
-//! | background reader thread | ≈ 14 600 calls/s (≈ 68 µs/call) | ≈ 32 000 calls/s |
-//! | leader/follower | ≈ 22 400 calls/s (≈ 45 µs/call) | ≈ 28 700 calls/s |
-//!
-//! Leader/follower saves one thread hand-off per call, which shows with
-//! one caller (≈ 20 µs); with 16 callers the two are within run-to-run
-//! noise. We chose the reader thread anyway: with leader/follower a
-//! cancel or an expired deadline of the *leader* must interrupt its
-//! blocking `read` (needing `poll` plus a wake-up fd, and a hand-over of
-//! leadership), and an idle client would not notice its connection closing
-//! until its next call. The reader thread makes cancel, deadlines and
-//! "a broken connection fails every pending call at once" simple and
-//! obviously correct, for one thread per client; ttrpc's users (shims,
-//! agents) make few calls per second, where 20 µs does not matter.
-//!
+//! The background thread `ttrpc-client-reader` holds the role only while
+//! no call waits (it checks every 50 ms), so an idle client still notices
+//! its connection closing; a caller that finds it reading wakes it through
+//! the wake-up socket and takes over. This replaced a design where the
+//! background thread read every answer and passed it to its caller through
+//! a per-call channel: two thread wake-ups per call and three allocations
+//! (16-byte round trip, pinned: ≈ 2.6× faster, see `BENCHMARKS.md`).
+
 //! # Server
 //!
 //! One thread per connection reads and decodes (through the core). Its

@@ -260,3 +260,45 @@ fn typed_calls_with_prost_messages() {
     assert_eq!(err.code(), ttrpc_std::Code::Unimplemented);
     assert_eq!(err.status().unwrap().message, "method Nope");
 }
+
+/// Calls waiting together share one reader: whichever holds the reader
+/// role, a call's deadline is enforced on time, and the role passes on so
+/// the other call still gets its answer.
+#[test]
+fn a_deadline_and_an_answer_among_calls_sharing_the_reader() {
+    for short_first in [false, true] {
+        let (client, mut server, _dir) = raw_pair();
+        let client = Arc::new(client);
+        let long = |c: Arc<Client>| {
+            thread::spawn(move || c.call_raw("s.S", "Long", b"", &CallOptions::default()))
+        };
+        let short = |c: Arc<Client>| {
+            thread::spawn(move || {
+                let start = Instant::now();
+                let opts = CallOptions::with_timeout(Duration::from_millis(100));
+                (c.call_raw("s.S", "Short", b"", &opts), start.elapsed())
+            })
+        };
+        let (l, s) = if short_first {
+            let s = short(Arc::clone(&client));
+            read_frame(&mut server).unwrap();
+            (long(Arc::clone(&client)), s)
+        } else {
+            let l = long(Arc::clone(&client));
+            read_frame(&mut server).unwrap();
+            (l, short(Arc::clone(&client)))
+        };
+        let second = read_frame(&mut server).unwrap();
+        let (r, took) = within(Duration::from_secs(10), move || s.join().unwrap());
+        assert!(matches!(r, Err(Error::DeadlineExceeded)), "{r:?}");
+        assert!(
+            took >= Duration::from_millis(100) && took < Duration::from_secs(3),
+            "{took:?}"
+        );
+        let long_id = if short_first { second.stream_id } else { 1 };
+        server.write_all(&response_frame(long_id, b"long")).unwrap();
+        let got = within(Duration::from_secs(10), move || l.join().unwrap()).unwrap();
+        assert_eq!(&got[..], b"long");
+        assert_eq!(client.in_flight(), 0);
+    }
+}
