@@ -21,10 +21,8 @@ pub(crate) fn run(o: &Opts) -> Result<(), Fail> {
         std::fs::File::open(source).and_then(|mut f| f.read_to_end(&mut input))
     };
     read.map_err(|e| Fail::Other(format!("read {source}: {e}")))?;
-    let (frames, error) = decode_all(&input);
-    for f in &frames {
-        print!("{}", crate::json::pretty(f));
-    }
+    let (out, error) = render(&input);
+    print!("{out}");
     match error {
         None => Ok(()),
         Some(e) => Err(Fail::Other(format!("{source}: {e}"))),
@@ -96,6 +94,14 @@ pub(crate) struct Frame {
     response: Option<Resp>,
     #[serde(skip_serializing_if = "Option::is_none")]
     data: Option<String>,
+}
+
+/// The JSON documents for every frame in `input`, and what stopped
+/// decoding early.
+pub(crate) fn render(input: &[u8]) -> (String, Option<String>) {
+    let (frames, error) = decode_all(input);
+    let out = frames.iter().map(crate::json::pretty).collect();
+    (out, error)
 }
 
 /// Every frame in `input` (header, and the decoded Request or Response as a

@@ -70,3 +70,26 @@ pub(crate) fn pretty<T: Serialize + ?Sized>(v: &T) -> String {
     s.push('\n');
     s
 }
+
+#[cfg(test)]
+mod golden;
+
+/// What a command prints for the response `bytes` of type `root`; "error"
+/// when they do not decode.
+#[cfg(test)]
+fn render_for_test(root: golden::Root, bytes: &[u8]) -> String {
+    use crate::proto::{shim_v1, task};
+    use golden::Root;
+    use prost::Message;
+    fn p<M: Message + Default + Serialize>(b: &[u8]) -> String {
+        M::decode(b).map_or_else(|_| "error\n".to_owned(), |m| pretty(&m))
+    }
+    match root {
+        Root::StateV2 => p::<task::StateResponse>(bytes),
+        Root::StateV1 => p::<shim_v1::StateResponse>(bytes),
+        Root::PidsV2 => p::<task::PidsResponse>(bytes),
+        Root::PidsV1 => p::<shim_v1::ListPidsResponse>(bytes),
+        Root::Stats => p::<task::StatsResponse>(bytes),
+        Root::Connect => p::<task::ConnectResponse>(bytes),
+    }
+}
