@@ -11,7 +11,9 @@ use ttrpc_std::{Address, Client};
 
 use crate::Fail;
 use crate::args::{ApiSel, Opts};
+use crate::json::Value;
 use crate::proto::{shim_v1 as v1, task, task_v3};
+use crate::schema::{self, MessageId};
 use crate::wkt::{Any, Timestamp};
 use crate::{json, sha256, stdio};
 
@@ -174,6 +176,26 @@ impl Ctx {
         v1::ShimClient::new(&self.client)
     }
 
+    /// Calls `method` of `api` and returns the answer as the JSON of the
+    /// message `answer` (printed from its wire bytes: see `json::to_pretty`).
+    fn call_json(
+        &self,
+        api: Api,
+        method: &str,
+        request: &impl prost::Message,
+        answer: MessageId,
+    ) -> Result<String, Fail> {
+        let service = api.service();
+        let bytes =
+            self.client
+                .call_raw(service, method, &request.encode_to_vec(), &self.opts())?;
+        json::to_pretty(answer, &bytes).map_err(|e| {
+            Fail::Rpc(ttrpc_std::Error::Protocol(format!(
+                "{service}/{method}: malformed answer: {e}"
+            )))
+        })
+    }
+
     /// Runs `f` with each candidate API until one implements its service.
     fn each<T>(&self, mut f: impl FnMut(Api) -> Result<T, Fail>) -> Result<T, Fail> {
         if let Some(api) = self.api.get() {
@@ -310,15 +332,14 @@ impl Ctx {
             Ok(match api {
                 Api::V1 => {
                     let req = v1::StateRequest { id: self.v1_id()? };
-                    json::pretty(&self.v1().state(&req, &self.opts())?)
+                    self.call_json(api, "State", &req, schema::V1_STATE)?
                 }
                 _ => {
                     let req = task::StateRequest {
                         id: self.cid()?,
                         exec_id: self.eid(),
                     };
-                    let resp = self.task(api).state(&req, &self.opts())?;
-                    json::pretty(&resp)
+                    self.call_json(api, "State", &req, schema::TASK_STATE)?
                 }
             })
         })?;
@@ -381,9 +402,9 @@ impl Ctx {
             .bundle()
             .ok()
             .and_then(|b| std::fs::read(Path::new(&b).join("config.json")).ok())
-            .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok())
-            .and_then(|mut v| v.get_mut("process").map(serde_json::Value::take))
-            .filter(serde_json::Value::is_object);
+            .and_then(|bytes| Value::parse(&bytes).ok())
+            .and_then(|mut v| v.remove("process"))
+            .filter(|p| p.as_object().is_some());
         build_process(
             from_bundle,
             &self.o.words,
@@ -549,11 +570,11 @@ impl Ctx {
             Ok(match api {
                 Api::V1 => {
                     let req = v1::ListPidsRequest { id: self.cid()? };
-                    json::pretty(&self.v1().list_pids(&req, &self.opts())?)
+                    self.call_json(api, "ListPids", &req, schema::V1_LIST_PIDS)?
                 }
                 _ => {
                     let req = task::PidsRequest { id: self.cid()? };
-                    json::pretty(&self.task(api).pids(&req, &self.opts())?)
+                    self.call_json(api, "Pids", &req, schema::TASK_PIDS)?
                 }
             })
         })?;
@@ -567,7 +588,7 @@ impl Ctx {
                 Api::V1 => return Err(Fail::Unsupported("stats is not in the v1 API".into())),
                 _ => {
                     let req = task::StatsRequest { id: self.cid()? };
-                    json::pretty(&self.task(api).stats(&req, &self.opts())?)
+                    self.call_json(api, "Stats", &req, schema::TASK_STATS)?
                 }
             })
         })?;
@@ -581,7 +602,7 @@ impl Ctx {
                 Api::V1 => return Err(Fail::Unsupported("connect is not in the v1 API".into())),
                 _ => {
                     let req = task::ConnectRequest { id: self.cid()? };
-                    json::pretty(&self.task(api).connect(&req, &self.opts())?)
+                    self.call_json(api, "Connect", &req, schema::TASK_CONNECT)?
                 }
             })
         })?;
@@ -721,31 +742,45 @@ pub(crate) fn parse_signal(s: &str) -> Result<u32, Fail> {
 
 /// The OCI `Process` JSON for exec: `base` (the bundle's config.json
 /// `process`) or, without one, uid 0, the standard PATH and cwd `/`; then
-/// `args` replaced (if given), `env` appended, `cwd` and `terminal` set.
+/// `args` replaced (if given), `env` appended, `cwd` and `terminal` set,
+/// `consoleSize` dropped. Members keep their order. Integers beyond 2^53 in
+/// `base` come out rounded (`json::Value` numbers are `f64`).
 pub(crate) fn build_process(
-    base: Option<serde_json::Value>,
+    base: Option<Value>,
     args: &[String],
     env: &[String],
     cwd: Option<&str>,
     terminal: bool,
 ) -> Result<Vec<u8>, Fail> {
-    use serde_json::{Value, json};
-    let mut p = base.unwrap_or_else(|| {
-        json!({
-            "user": {"uid": 0, "gid": 0},
-            "env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
-            "cwd": "/",
-        })
-    });
-    let Some(obj) = p.as_object_mut() else {
-        return Err(Fail::Other("config.json process is not an object".into()));
-    };
-    if !args.is_empty() {
-        obj.insert("args".into(), json!(args));
+    fn strings(list: &[String]) -> impl Iterator<Item = Value> + '_ {
+        list.iter().map(|s| Value::from(s.as_str()))
     }
-    let has_args = obj
+    let mut p = base.unwrap_or_else(|| {
+        Value::Object(vec![
+            (
+                "user".into(),
+                Value::Object(vec![
+                    ("uid".into(), 0u32.into()),
+                    ("gid".into(), 0u32.into()),
+                ]),
+            ),
+            (
+                "env".into(),
+                Value::Array(vec![
+                    "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into(),
+                ]),
+            ),
+            ("cwd".into(), "/".into()),
+        ])
+    });
+    let not_object = |_| Fail::Other("config.json process is not an object".into());
+    if !args.is_empty() {
+        p.set("args", Value::Array(strings(args).collect()))
+            .map_err(not_object)?;
+    }
+    let has_args = p
         .get("args")
-        .and_then(serde_json::Value::as_array)
+        .and_then(Value::as_array)
         .is_some_and(|a| !a.is_empty());
     if !has_args {
         return Err(Fail::Usage(
@@ -753,21 +788,20 @@ pub(crate) fn build_process(
         ));
     }
     if !env.is_empty() {
-        let list = obj.entry("env").or_insert_with(|| json!([]));
-        if !list.is_array() {
-            *list = json!([]);
-        }
-        if let Value::Array(a) = list {
-            a.extend(env.iter().map(|e| json!(e)));
+        match p.get_mut("env") {
+            Some(Value::Array(list)) => list.extend(strings(env)),
+            _ => p
+                .set("env", Value::Array(strings(env).collect()))
+                .map_err(not_object)?,
         }
     }
     if let Some(cwd) = cwd {
-        obj.insert("cwd".into(), json!(cwd));
+        p.set("cwd", cwd.into()).map_err(not_object)?;
     }
-    obj.insert("terminal".into(), json!(terminal));
+    p.set("terminal", terminal.into()).map_err(not_object)?;
     // The bundle's console size would apply to the exec too.
-    obj.remove("consoleSize");
-    serde_json::to_vec(&p).map_err(|e| Fail::Other(format!("spec: {e}")))
+    p.remove("consoleSize");
+    Ok(p.to_string().into_bytes())
 }
 
 trait Pipe: Sized {
@@ -838,7 +872,11 @@ mod tests {
 
     #[test]
     fn process_from_bundle_or_defaults() {
-        let base = serde_json::json!({"user": {"uid": 5, "gid": 6}, "args": ["sh"], "env": ["A=1"], "cwd": "/x", "terminal": true});
+        let base = Value::parse(
+            br#"{"user": {"uid": 5, "gid": 6}, "args": ["sh"], "env": ["A=1"], "cwd": "/x",
+                "terminal": true, "consoleSize": {"height": 1, "width": 2}, "oomScoreAdj": -5}"#,
+        )
+        .unwrap();
         let out = build_process(
             Some(base),
             &["echo".into(), "hi".into()],
@@ -847,21 +885,23 @@ mod tests {
             false,
         )
         .unwrap();
-        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
-        assert_eq!(v["args"], serde_json::json!(["echo", "hi"]));
-        assert_eq!(v["env"], serde_json::json!(["A=1", "B=2"]));
-        assert_eq!(v["cwd"], "/y");
-        assert_eq!(v["terminal"], false);
-        assert_eq!(v["user"]["uid"], 5);
-        let out = build_process(None, &["true".into()], &[], None, true).unwrap();
-        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
-        assert_eq!(v["user"]["uid"], 0);
-        assert_eq!(v["cwd"], "/");
         assert_eq!(
-            v["env"][0],
-            "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+            String::from_utf8(out).unwrap(),
+            r#"{"user":{"uid":5,"gid":6},"args":["echo","hi"],"env":["A=1","B=2"],"cwd":"/y","terminal":false,"oomScoreAdj":-5}"#
         );
-        assert_eq!(v["terminal"], true);
+        let out = build_process(None, &["true".into()], &["X=1".into()], None, true).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            r#"{"user":{"uid":0,"gid":0},"env":["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin","X=1"],"cwd":"/","args":["true"],"terminal":true}"#
+        );
         assert!(build_process(None, &[], &[], None, false).is_err());
+        // A base without env gets one; one whose env is not a list, a list.
+        let base = Value::parse(br#"{"args": ["sh"], "env": 7}"#).unwrap();
+        let out = build_process(Some(base), &[], &["B=2".into()], None, false).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            r#"{"args":["sh"],"env":["B=2"],"terminal":false}"#
+        );
+        assert!(build_process(Some(Value::Null), &["x".into()], &[], None, false).is_err());
     }
 }

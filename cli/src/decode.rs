@@ -5,11 +5,11 @@
 use std::io::Read;
 
 use prost::Message;
-use serde::Serialize;
 use ttrpc_core::{Code, Decoded, FrameDecoder, FrameType, HEADER_LEN, Request, Response};
 
 use crate::Fail;
 use crate::args::Opts;
+use crate::json::Pretty;
 use crate::wkt::base64;
 
 pub(crate) fn run(o: &Opts) -> Result<(), Fail> {
@@ -38,22 +38,18 @@ fn kind_name(kind: FrameType) -> String {
     }
 }
 
-#[derive(Serialize)]
 struct Header {
     length: u32,
     stream_id: u32,
-    #[serde(rename = "type")]
     kind: String,
     flags: u8,
 }
 
-#[derive(Serialize)]
 struct Kv {
     key: String,
     value: String,
 }
 
-#[derive(Serialize)]
 struct Req {
     service: String,
     method: String,
@@ -62,13 +58,11 @@ struct Req {
     metadata: Vec<Kv>,
 }
 
-#[derive(Serialize)]
 struct Detail {
     type_url: String,
     value: String,
 }
 
-#[derive(Serialize)]
 struct St {
     code: i32,
     code_name: String,
@@ -76,23 +70,17 @@ struct St {
     details: Vec<Detail>,
 }
 
-#[derive(Serialize)]
 struct Resp {
-    #[serde(skip_serializing_if = "Option::is_none")]
     status: Option<St>,
     payload: String,
 }
 
 /// One frame as printed.
-#[derive(Serialize)]
 pub(crate) struct Frame {
     offset: usize,
     header: Header,
-    #[serde(skip_serializing_if = "Option::is_none")]
     request: Option<Req>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     response: Option<Resp>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     data: Option<String>,
 }
 
@@ -100,8 +88,91 @@ pub(crate) struct Frame {
 /// decoding early.
 pub(crate) fn render(input: &[u8]) -> (String, Option<String>) {
     let (frames, error) = decode_all(input);
-    let out = frames.iter().map(crate::json::pretty).collect();
+    let out = frames.iter().map(Frame::to_json).collect();
     (out, error)
+}
+
+impl Frame {
+    /// One indented JSON document; `request`, `response`, `status` and
+    /// `data` appear only when present, everything else always.
+    fn to_json(&self) -> String {
+        let mut o = Pretty::new();
+        o.open('{');
+        o.key("offset");
+        o.int(u64::try_from(self.offset).unwrap_or(u64::MAX));
+        o.key("header");
+        o.open('{');
+        o.key("length");
+        o.int(self.header.length);
+        o.key("stream_id");
+        o.int(self.header.stream_id);
+        o.key("type");
+        o.string(&self.header.kind);
+        o.key("flags");
+        o.int(self.header.flags);
+        o.close('}');
+        if let Some(r) = &self.request {
+            o.key("request");
+            o.open('{');
+            o.key("service");
+            o.string(&r.service);
+            o.key("method");
+            o.string(&r.method);
+            o.key("payload");
+            o.string(&r.payload);
+            o.key("timeout_nano");
+            o.int(r.timeout_nano);
+            o.key("metadata");
+            o.open('[');
+            for kv in &r.metadata {
+                o.element();
+                o.open('{');
+                o.key("key");
+                o.string(&kv.key);
+                o.key("value");
+                o.string(&kv.value);
+                o.close('}');
+            }
+            o.close(']');
+            o.close('}');
+        }
+        if let Some(r) = &self.response {
+            o.key("response");
+            o.open('{');
+            if let Some(s) = &r.status {
+                o.key("status");
+                o.open('{');
+                o.key("code");
+                o.int(s.code);
+                o.key("code_name");
+                o.string(&s.code_name);
+                o.key("message");
+                o.string(&s.message);
+                o.key("details");
+                o.open('[');
+                for d in &s.details {
+                    o.element();
+                    o.open('{');
+                    o.key("type_url");
+                    o.string(&d.type_url);
+                    o.key("value");
+                    o.string(&d.value);
+                    o.close('}');
+                }
+                o.close(']');
+                o.close('}');
+            }
+            o.key("payload");
+            o.string(&r.payload);
+            o.close('}');
+        }
+        if let Some(d) = &self.data {
+            o.key("data");
+            o.string(d);
+        }
+        o.close('}');
+        o.finish()
+    }
 }
 
 /// Every frame in `input` (header, and the decoded Request or Response as a

@@ -14,10 +14,12 @@ mod decode;
 mod json;
 mod proto;
 mod run;
+mod schema;
 mod sha256;
 mod shim;
 mod stdio;
 mod sys;
+mod wire;
 mod wkt;
 
 use std::io::Write as _;

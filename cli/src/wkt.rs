@@ -1,11 +1,6 @@
 //! `google.protobuf.Any` and `Timestamp`, mapped here (prost-build
-//! `extern_path`) so JSON output can decode known `Any` payloads and print
-//! timestamps as RFC 3339 the way Go's `time.Time` does.
-
-use serde::ser::{Serialize, SerializeMap, Serializer};
-
-use crate::proto::containerd::runc::v1::ProcessDetails;
-use crate::proto::io::containerd::cgroups;
+//! `extern_path`) instead of prost-types, with what shimctl prints them as:
+//! timestamps in RFC 3339 the way Go's `time.Time` does, bytes in base64.
 
 /// `google.protobuf.Timestamp`. Any `seconds` decodes, including Go's zero
 /// time (year 1, negative seconds) that 1.6 shims send for "not exited".
@@ -70,12 +65,6 @@ impl Timestamp {
     }
 }
 
-impl Serialize for Timestamp {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.rfc3339())
-    }
-}
-
 /// Standard base64 with padding.
 pub(crate) fn base64(data: &[u8]) -> String {
     const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -93,39 +82,6 @@ pub(crate) fn base64(data: &[u8]) -> String {
         }
     }
     out
-}
-
-/// Writes `value` as the decoded message `M`, if it decodes.
-fn entry<M, S>(map: &mut S, value: &[u8]) -> Result<bool, S::Error>
-where
-    M: prost::Message + Default + Serialize,
-    S: SerializeMap,
-{
-    match M::decode(value) {
-        Ok(m) => map.serialize_entry("value", &m).map(|()| true),
-        Err(_) => Ok(false),
-    }
-}
-
-impl Serialize for Any {
-    /// The payloads shims answer with (runc `ProcessDetails` in Pids,
-    /// cgroups v1/v2 `Metrics` in Stats) decoded; anything else, or a
-    /// payload that does not decode, as base64.
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut map = s.serialize_map(Some(2))?;
-        map.serialize_entry("type_url", &self.type_url)?;
-        let v = &self.value;
-        let done = match self.type_url.rsplit('/').next().unwrap_or("") {
-            "containerd.runc.v1.ProcessDetails" => entry::<ProcessDetails, _>(&mut map, v)?,
-            "io.containerd.cgroups.v1.Metrics" => entry::<cgroups::v1::Metrics, _>(&mut map, v)?,
-            "io.containerd.cgroups.v2.Metrics" => entry::<cgroups::v2::Metrics, _>(&mut map, v)?,
-            _ => false,
-        };
-        if !done {
-            map.serialize_entry("value", &base64(v))?;
-        }
-        map.end()
-    }
 }
 
 #[cfg(test)]

@@ -8,6 +8,8 @@
 use std::ops::RangeInclusive;
 use std::path::PathBuf;
 
+use crate::schema::{self, MessageId};
+
 /// A protobuf message being encoded, field by field.
 #[derive(Default, Clone)]
 struct W(Vec<u8>);
@@ -76,17 +78,6 @@ fn go_zero() -> W {
 const DETAILS: &str = "types.containerd.io/containerd.runc.v1.ProcessDetails";
 const CG1: &str = "type.googleapis.com/io.containerd.cgroups.v1.Metrics";
 const CG2: &str = "type.googleapis.com/io.containerd.cgroups.v2.Metrics";
-
-/// The response types the commands print.
-#[derive(Clone, Copy, Debug)]
-pub(super) enum Root {
-    StateV2,
-    StateV1,
-    PidsV2,
-    PidsV1,
-    Stats,
-    Connect,
-}
 
 fn cgroups_v1() -> W {
     let hugetlb = |size: &str, base| W::default().us(1..=3, base).s(4, size);
@@ -161,7 +152,7 @@ fn cgroups_v2() -> W {
 }
 
 /// Every pinned case: a name (the golden file), the type and the bytes.
-pub(super) fn cases() -> Vec<(&'static str, Root, Vec<u8>)> {
+pub(super) fn cases() -> Vec<(&'static str, MessageId, Vec<u8>)> {
     let stdio = |w: W| {
         w.s(5, "/run/s/stdin")
             .s(6, "/tmp/out \"quoted\"\n")
@@ -171,14 +162,14 @@ pub(super) fn cases() -> Vec<(&'static str, Root, Vec<u8>)> {
     vec![
         (
             "state_v2_created",
-            Root::StateV2,
+            schema::TASK_STATE,
             stdio(W::default().s(1, "c1").s(2, "/run/b/c1").u(3, 4242).u(4, 1))
                 .m(10, &go_zero())
                 .0,
         ),
         (
             "state_v2_exec_stopped",
-            Root::StateV2,
+            schema::TASK_STATE,
             W::default()
                 .s(1, "c1")
                 .s(2, "/run/b/c1")
@@ -190,10 +181,10 @@ pub(super) fn cases() -> Vec<(&'static str, Root, Vec<u8>)> {
                 .s(11, "e1")
                 .0,
         ),
-        ("state_v2_empty", Root::StateV2, Vec::new()),
+        ("state_v2_empty", schema::TASK_STATE, Vec::new()),
         (
             "state_v2_unknown_fields_and_merge",
-            Root::StateV2,
+            schema::TASK_STATE,
             // Unknown fields skipped; repeated scalars: last wins; a
             // message twice is merged.
             W::default()
@@ -206,16 +197,24 @@ pub(super) fn cases() -> Vec<(&'static str, Root, Vec<u8>)> {
                 .m(10, &W::default().u(2, 5))
                 .0,
         ),
-        ("state_v2_truncated", Root::StateV2, vec![0x0a, 0x05, b'c']),
-        ("state_v2_bad_utf8", Root::StateV2, vec![0x0a, 0x01, 0xff]),
+        (
+            "state_v2_truncated",
+            schema::TASK_STATE,
+            vec![0x0a, 0x05, b'c'],
+        ),
+        (
+            "state_v2_bad_utf8",
+            schema::TASK_STATE,
+            vec![0x0a, 0x01, 0xff],
+        ),
         (
             "state_v2_wrong_wire_type",
-            Root::StateV2,
+            schema::TASK_STATE,
             W::default().s(3, "not a pid").0,
         ),
         (
             "state_v1_running",
-            Root::StateV1,
+            schema::V1_STATE,
             stdio(W::default().s(1, "c1").s(2, "/run/b/c1").u(3, 4242).u(4, 2))
                 .u(8, 1)
                 .m(10, &go_zero())
@@ -223,7 +222,7 @@ pub(super) fn cases() -> Vec<(&'static str, Root, Vec<u8>)> {
         ),
         (
             "pids_v2",
-            Root::PidsV2,
+            schema::TASK_PIDS,
             W::default()
                 .m(1, &W::default().u(1, 4242))
                 .m(1, &W::default().u(1, 4300).any(2, DETAILS, &details.0))
@@ -248,31 +247,31 @@ pub(super) fn cases() -> Vec<(&'static str, Root, Vec<u8>)> {
         ),
         (
             "pids_v1",
-            Root::PidsV1,
+            schema::V1_LIST_PIDS,
             W::default()
                 .m(1, &W::default().u(1, 4242))
                 .m(1, &W::default().u(1, 4300).any(2, DETAILS, &details.0))
                 .0,
         ),
-        ("pids_empty", Root::PidsV2, Vec::new()),
+        ("pids_empty", schema::TASK_PIDS, Vec::new()),
         (
             "stats_cgroups_v1",
-            Root::Stats,
+            schema::TASK_STATS,
             W::default().any(1, CG1, &cgroups_v1().0).0,
         ),
         (
             "stats_cgroups_v2",
-            Root::Stats,
+            schema::TASK_STATS,
             W::default().any(1, CG2, &cgroups_v2().0).0,
         ),
         (
             "stats_cgroups_v2_empty",
-            Root::Stats,
+            schema::TASK_STATS,
             W::default().any(1, CG2, b"").0,
         ),
         (
             "stats_unknown_and_broken",
-            Root::Stats,
+            schema::TASK_STATS,
             // Two Anys merge: the type_url of the first, the bytes of the
             // second, which do not decode as v1 Metrics (base64 then).
             W::default()
@@ -282,13 +281,13 @@ pub(super) fn cases() -> Vec<(&'static str, Root, Vec<u8>)> {
         ),
         (
             "stats_other_type",
-            Root::Stats,
+            schema::TASK_STATS,
             W::default().any(1, "example.com/x.Y", b"hello world").0,
         ),
-        ("stats_none", Root::Stats, Vec::new()),
+        ("stats_none", schema::TASK_STATS, Vec::new()),
         (
             "connect",
-            Root::Connect,
+            schema::TASK_CONNECT,
             W::default().u(1, 4000).u(2, 4242).s(3, "1.6.20").0,
         ),
     ]
@@ -318,10 +317,8 @@ fn check(name: &str, got: &str) -> Result<(), String> {
 fn responses_print_as_pinned() {
     let mut failures = Vec::new();
     for (name, root, bytes) in cases() {
-        if let Err(e) = check(
-            &format!("{name}.json"),
-            &super::render_for_test(root, &bytes),
-        ) {
+        let got = super::to_pretty(root, &bytes).unwrap_or_else(|_| "error\n".into());
+        if let Err(e) = check(&format!("{name}.json"), &got) {
             failures.push(e);
         }
     }
