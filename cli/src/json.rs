@@ -5,6 +5,7 @@
 //! largest part of the binary (cli/README.md).
 
 mod message;
+mod number;
 mod pretty;
 mod value;
 

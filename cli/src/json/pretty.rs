@@ -84,63 +84,15 @@ impl Pretty {
         let _ = write!(self.out, "{}", n.into());
     }
 
-    /// A float as serde_json (zmij) writes one: shortest round-trip digits;
-    /// plain notation with at least one fractional digit when the decimal
-    /// exponent is in -5..=15 (`100.0`, `0.25`, `0.00001`), else
-    /// `1.5e-7` / `1e+16`; `null` for NaN and infinities.
+    /// A float as serde_json writes one (it uses zmij too): shortest
+    /// round-trip digits, plain with a fraction when the decimal exponent
+    /// is in -5..=15 (`100.0`, `0.25`), else `1.5e-7` / `1e+16`; `null`
+    /// for NaN and infinities.
     pub(crate) fn float(&mut self, v: f64) {
-        if !v.is_finite() {
-            self.out.push_str("null");
-            return;
-        }
-        if v == 0.0 {
-            self.out
-                .push_str(if v.is_sign_negative() { "-0.0" } else { "0.0" });
-            return;
-        }
-        // `{:e}` gives the shortest round-trip digits: "-1.2345e-7".
-        let sci = format!("{v:e}");
-        let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
-        let exp: i32 = exp.parse().unwrap_or(0);
-        let (sign, mantissa) = match mantissa.strip_prefix('-') {
-            Some(m) => ("-", m),
-            None => ("", mantissa),
-        };
-        let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
-        let n = i32::try_from(digits.len()).unwrap_or(i32::MAX);
-        self.out.push_str(sign);
-        if (-5..=15).contains(&exp) {
-            if n - 1 <= exp {
-                // 1234e7 → 12340000000.0
-                self.out.push_str(&digits);
-                for _ in 0..exp + 1 - n {
-                    self.out.push('0');
-                }
-                self.out.push_str(".0");
-            } else if exp >= 0 {
-                // 1234e-2 → 12.34
-                let (int, frac) = digits.split_at(usize::try_from(exp + 1).unwrap_or(0));
-                let _ = write!(self.out, "{int}.{frac}");
-            } else {
-                // 1234e-6 → 0.001234
-                self.out.push_str("0.");
-                for _ in 0..-exp - 1 {
-                    self.out.push('0');
-                }
-                self.out.push_str(&digits);
-            }
+        if v.is_finite() {
+            self.out.push_str(zmij::Buffer::new().format_finite(v));
         } else {
-            let (first, rest) = digits.split_at(1.min(digits.len()));
-            self.out.push_str(first);
-            if !rest.is_empty() {
-                let _ = write!(self.out, ".{rest}");
-            }
-            let _ = write!(
-                self.out,
-                "e{}{}",
-                if exp < 0 { '-' } else { '+' },
-                exp.abs()
-            );
+            self.out.push_str("null");
         }
     }
 }

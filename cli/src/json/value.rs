@@ -170,8 +170,8 @@ impl Value {
         }
     }
 
-    /// Appends the value without any whitespace. Integral numbers print
-    /// without a fraction (`1`, not `1.0`) up to 1e21 so that Go reads them
+    /// Appends the value without any whitespace. Integral numbers below
+    /// 2^63 print as exact integers (`1`, not `1.0`) so that Go reads them
     /// into integer fields; others print in the shortest form that reads
     /// back as the same `f64`. A non-finite number (only constructible,
     /// never parsed) prints as `null`, as JavaScript does.
@@ -253,26 +253,20 @@ impl From<Vec<Self>> for Value {
 }
 
 fn write_number(n: f64, out: &mut String) {
-    const TWO_63: f64 = 9_223_372_036_854_775_808.0;
     use fmt::Write as _;
-    // Writing to a String cannot fail.
-    let _ = if !n.is_finite() {
-        out.write_str("null")
-    } else if n.fract() == 0.0 && (-TWO_63..TWO_63).contains(&n) {
-        // The exact integer (Display would pad shortest digits with zeros:
-        // 2^60 as 1152921504606847000).
+    const TWO_63: f64 = 9_223_372_036_854_775_808.0;
+    if n.fract() == 0.0 && (-TWO_63..TWO_63).contains(&n) {
+        // The exact integer, so Go reads it into an integer field.
         #[allow(clippy::cast_possible_truncation, reason = "integral, below 2^63")]
         let i = n as i64;
-        write!(out, "{i}")
-    } else if n.fract() == 0.0 && n.abs() < 1e21 {
-        // Display prints integral floats without ".0" and never uses an
-        // exponent; below 1e21 that is at most 21 digits.
-        write!(out, "{n}")
+        let _ = write!(out, "{i}");
+    } else if n.is_finite() {
+        // Shortest round-trip form, with an exponent for large and small
+        // magnitudes (`0.5`, `1e-7`, `1.8446744073709552e+19`).
+        out.push_str(zmij::Buffer::new().format_finite(n));
     } else {
-        // Debug is shortest-round-trip and switches to an exponent for
-        // very large and very small magnitudes (`1e300`, `1e-7`): valid JSON.
-        write!(out, "{n:?}")
-    };
+        out.push_str("null");
+    }
 }
 
 pub(super) fn write_string(s: &str, out: &mut String) {
@@ -467,16 +461,10 @@ impl Parser<'_> {
                 return Err(self.err("expected a digit in the exponent"));
             }
         }
-        let out_of_range = ParseError {
+        super::number::parse(&self.bytes[start..self.pos]).ok_or(ParseError {
             offset: start,
             what: "number out of range",
-        };
-        // Only ASCII digits, signs, '.' and 'e' were consumed.
-        let text = std::str::from_utf8(&self.bytes[start..self.pos]).map_err(|_| out_of_range)?;
-        match text.parse::<f64>() {
-            Ok(n) if n.is_finite() => Ok(n),
-            _ => Err(out_of_range),
-        }
+        })
     }
 
     /// A string starting at its opening quote.
@@ -684,7 +672,7 @@ mod tests {
         assert_eq!(parse("-0").unwrap().as_u64(), Some(0));
         assert_eq!(parse("\"1\"").unwrap().as_u64(), None);
 
-        // Written back: integral without ".0", Go-readable up to 1e21.
+        // Written back: integral without ".0", Go-readable below 2^63.
         for (n, text) in [
             (0.0, "0"),
             (1.0, "1"),
@@ -692,11 +680,12 @@ mod tests {
             (4_294_967_295.0, "4294967295"),
             (1_152_921_504_606_846_976.0, "1152921504606846976"),
             (-9_223_372_036_854_775_808.0, "-9223372036854775808"),
-            (18_446_744_073_709_551_616.0, "18446744073709552000"),
-            (1e21, "1e21"),
+            (18_446_744_073_709_551_616.0, "1.8446744073709552e+19"),
+            (1e21, "1e+21"),
             (0.5, "0.5"),
+            (-2.5, "-2.5"),
             (1e-7, "1e-7"),
-            (1e300, "1e300"),
+            (1e300, "1e+300"),
             (f64::NAN, "null"),
             (f64::INFINITY, "null"),
         ] {
