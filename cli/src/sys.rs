@@ -115,6 +115,20 @@ pub(crate) fn spawn_held(s: &HeldSpawn<'_>) -> nix::Result<nix::unistd::Pid> {
             if s.controlling_tty && libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
                 fail(report);
             }
+            // Nothing the shim inherited leaks into the task: every
+            // descriptor above stdio closes at exec (hold and report are
+            // still needed until then).
+            if libc::syscall(
+                libc::SYS_close_range,
+                3u32,
+                u32::MAX,
+                libc::CLOSE_RANGE_CLOEXEC,
+            ) != 0
+            {
+                for fd in 3..1024 {
+                    libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
+                }
+            }
             let mut byte = 0u8;
             let n = loop {
                 let n = libc::read(hold, std::ptr::from_mut(&mut byte).cast(), 1);

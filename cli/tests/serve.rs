@@ -726,3 +726,39 @@ fn release_build_answers_internal_when_a_handler_panics() {
     let r = call("connect");
     assert_eq!(r.code, 0, "{}", r.stderr);
 }
+
+/// A descriptor the shim inherited without close-on-exec (fd 7 here) does
+/// not reach its tasks: they see stdio and nothing else.
+#[test]
+fn tasks_inherit_no_descriptor_of_the_shim() {
+    let dir = TempDir::new("shimctl-fds").unwrap();
+    let path = dir.path().join("shim.sock");
+    let socket = format!("unix://{}", path.display());
+    let mut child = Command::new("sh")
+        .args([
+            "-c",
+            &format!("exec 7</dev/null; exec {BIN} serve --socket {socket}"),
+        ])
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    assert!(wait_until(Duration::from_secs(10), || path.exists()));
+    let b = dir.path().join("b");
+    std::fs::create_dir(&b).unwrap();
+    std::fs::write(
+        b.join("config.json"),
+        r#"{"process":{"args":["sh","-c","ls /proc/self/fd | tr '\n' ' '"],"env":["PATH=/usr/bin:/bin"],"cwd":"/"}}"#,
+    )
+    .unwrap();
+    let out = dir.path().join("out");
+    std::fs::File::create(&out).unwrap();
+    let (b, out) = (b.to_str().unwrap(), out.to_str().unwrap());
+    ok(&socket, "t", &["create", "--bundle", b, "--stdout", out]);
+    ok(&socket, "t", &["start"]);
+    assert!(ok(&socket, "t", &["wait"]).starts_with("exit status 0"));
+    ok(&socket, "t", &["delete"]);
+    ok(&socket, "t", &["shutdown"]);
+    let _ = child.wait();
+    // `ls` itself holds its directory open as fd 3.
+    assert_eq!(std::fs::read_to_string(out).unwrap(), "0 1 2 3 ");
+}

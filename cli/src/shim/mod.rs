@@ -220,9 +220,26 @@ fn task_registry(shim: &Arc<Shim>) -> Registry {
                 service,
                 method,
                 move |mut req: IncomingRequest, r: Responder| {
+                    if req.service == task::TASK_SERVICE {
+                        v2.dispatch(req, r);
+                        return;
+                    }
                     req.service.clear();
                     req.service.push_str(task::TASK_SERVICE);
-                    v2.dispatch(req, r);
+                    // Errors name the service the client called.
+                    let renamed = Responder::new(
+                        r.id(),
+                        Box::new(move |_, result: Result<_, ttrpc_core::Status>| {
+                            r.reply(result.map_err(|mut status| {
+                                if let Some(rest) = status.message.strip_prefix(task::TASK_SERVICE)
+                                {
+                                    status.message = format!("{}{rest}", task_v3::TASK_SERVICE);
+                                }
+                                status
+                            }));
+                        }),
+                    );
+                    v2.dispatch(req, renamed);
                 },
             );
         }
@@ -256,10 +273,12 @@ fn report(server: &Server, shim: &Shim) {
     let inner = shim.lock();
     let pumps = inner.pumps.iter().flatten().count();
     eprintln!(
-        "shimctl serve: connections={} buffered_bytes={} max_buffered_bytes={} tasks={} pumps={pumps}",
+        "shimctl serve: connections={} buffered_bytes={} max_buffered_bytes={} \
+         bound_per_connection={} tasks={} pumps={pumps}",
         server.active(),
         server.buffered_bytes(),
         server.max_buffered_bytes(),
+        ttrpc_core::Config::default().memory_bound(ttrpc_mio::READ_CHUNK),
         inner.tasks.containers.len(),
     );
 }

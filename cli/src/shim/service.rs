@@ -118,6 +118,28 @@ impl Shim {
     }
 }
 
+/// The most of a `config.json` the shim reads (on its loop): a spec that
+/// large is not one.
+const MAX_CONFIG: u64 = 4 << 20;
+
+fn read_config(path: &std::path::Path) -> Result<Vec<u8>, Status> {
+    use std::io::Read as _;
+    let fail =
+        |e: &std::io::Error| unknown(format!("open {}: {}", path.display(), spawn::io_message(e)));
+    let file = std::fs::File::open(path).map_err(|e| fail(&e))?;
+    let mut bytes = Vec::new();
+    file.take(MAX_CONFIG + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| fail(&e))?;
+    if bytes.len() as u64 > MAX_CONFIG {
+        return Err(unknown(format!(
+            "{}: larger than {MAX_CONFIG} bytes",
+            path.display()
+        )));
+    }
+    Ok(bytes)
+}
+
 fn exec_spec(any: Option<&Any>) -> Result<ProcessSpec, Status> {
     let any =
         any.ok_or_else(|| Status::new(Code::InvalidArgument, "exec: a process spec is required"))?;
@@ -166,8 +188,7 @@ impl task::Task for Shim {
                 ));
             }
             let path = std::path::Path::new(&r.bundle).join("config.json");
-            let bytes = std::fs::read(&path)
-                .map_err(|e| unknown(format!("open {}: {e}", path.display())))?;
+            let bytes = read_config(&path)?;
             let spec = ProcessSpec::from_config(&bytes).map_err(unknown)?;
             let io = StdioPaths {
                 stdin: r.stdin.clone(),

@@ -19,8 +19,9 @@ use crate::sys::{self, HeldSpawn};
 #[derive(Debug)]
 pub(super) struct SpawnError(pub(super) String);
 
-fn err(what: impl std::fmt::Display, e: impl std::fmt::Display) -> SpawnError {
-    SpawnError(format!("{what}: {e}"))
+/// `what: reason`, the reason worded as Go (and so runc's shim) words it.
+fn err(what: impl std::fmt::Display, e: impl Into<io::Error>) -> SpawnError {
+    SpawnError(format!("{what}: {}", io_message(&e.into())))
 }
 
 /// The stdio paths of a Create or Exec request.
@@ -153,8 +154,8 @@ fn look_path_in(name: &str, path: Option<&str>, cwd: &Path) -> Result<PathBuf, S
         })
 }
 
-/// An I/O error as Go prints it: the bare `strerror` text.
-fn io_message(e: &io::Error) -> String {
+/// An I/O error as Go prints it: the bare `strerror` text, lower case.
+pub(super) fn io_message(e: &io::Error) -> String {
     e.raw_os_error().map_or_else(
         || e.to_string(),
         |n| nix::errno::Errno::from_raw(n).desc().to_lowercase(),
