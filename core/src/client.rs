@@ -578,9 +578,11 @@ impl ClientConnection {
         self.tx.advance(written);
     }
 
-    /// Takes every queued byte at once as an owned buffer (no copy), for
-    /// drivers that write outside a lock. Write all of it, in order, before
-    /// taking more: frames must reach the wire in the order they were queued.
+    /// Takes the queued bytes as owned buffers (no copy), for drivers that
+    /// write outside a lock: call until `None`, writing each buffer whole
+    /// and in order (frames must reach the wire in the order they were
+    /// queued). Small frames come out together in one buffer; a large
+    /// answer payload comes out as a buffer of its own.
     #[must_use]
     pub fn take_transmit(&mut self) -> Option<Bytes> {
         self.tx.take()

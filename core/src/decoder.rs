@@ -9,7 +9,8 @@ use bytes::{Buf, Bytes, BytesMut};
 
 use crate::frame::{FrameHeader, HEADER_LEN};
 
-/// The most the decoder reserves ahead of bytes actually received.
+/// The most the decoder reserves ahead of bytes actually received while
+/// less than an eighth of a frame is in.
 const RESERVE_AHEAD: usize = 64 * 1024;
 
 /// One decoding step's result.
@@ -78,11 +79,18 @@ impl FrameDecoder {
         }
         let total = HEADER_LEN + header.len as usize;
         if self.buf.len() < total {
-            // Grow ahead of the body, but never by more than RESERVE_AHEAD
-            // at a time: a bare header must not make us allocate the length
-            // it claims before the bytes exist.
-            self.buf
-                .reserve((total - self.buf.len()).min(RESERVE_AHEAD));
+            // Grow ahead of the body by at most RESERVE_AHEAD while little
+            // of the frame is in, so a bare header never makes us allocate
+            // the length it claims; once an eighth of it has arrived, make
+            // room for all of it, so a large frame is moved into place once
+            // rather than at every doubling of the buffer.
+            let missing = total - self.buf.len();
+            let ahead = if self.buf.len() >= total / 8 {
+                missing
+            } else {
+                missing.min(RESERVE_AHEAD)
+            };
+            self.buf.reserve(ahead);
             return None;
         }
         let mut frame = self.buf.split_to(total);
@@ -222,6 +230,32 @@ mod tests {
             "{}",
             d.buf.capacity()
         );
+    }
+
+    #[test]
+    fn a_large_frame_grows_with_what_arrived_and_is_placed_once() {
+        let body = vec![7u8; 1 << 20];
+        let input = frame(1, 1, &body);
+        let mut d = FrameDecoder::new(4 << 20);
+        let mut grew = 0;
+        let mut cap = 0;
+        for chunk in input.chunks(4096) {
+            d.push(chunk);
+            if let Some(Decoded::Frame { data, .. }) = d.decode() {
+                assert_eq!(&data[..], &body[..]);
+                break;
+            }
+            let now = d.buf.capacity();
+            assert!(
+                now <= 8 * d.buffered() + 2 * RESERVE_AHEAD,
+                "{now} for {}",
+                d.buffered()
+            );
+            grew += usize::from(now > cap);
+            cap = now;
+        }
+        // 64 KiB steps up to an eighth (128 KiB), then the rest at once.
+        assert!(grew <= 4, "{grew} reallocations");
     }
 
     #[test]

@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use bytes::{BufMut, Bytes};
 use prost::Message;
+use prost::encoding::{WireType, encode_key, encode_varint};
 
 use crate::code::{Code, Status};
 use crate::config::{Config, Stats};
@@ -14,7 +15,7 @@ use crate::frame::{Flags, FrameHeader, FrameType, HEADER_LEN};
 use crate::message::{Metadata, Request, response_message};
 use crate::recv::{RecvQueues, StreamItem, stall_status};
 use crate::stream::StreamId;
-use crate::tx::TxQueue;
+use crate::tx::{SEGMENT_MIN, TxQueue};
 
 /// A decoded, validated request, ready for a handler.
 #[derive(Debug, Clone, PartialEq)]
@@ -429,10 +430,29 @@ impl ServerConnection {
     fn queue_response(&mut self, id: StreamId, msg: &crate::message::Response) {
         // Callers keep every message within max_data_len (a u32).
         let body_len = u32::try_from(msg.encoded_len()).unwrap_or(u32::MAX);
-        self.tx
-            .push_frame(id, FrameType::Response, Flags::NONE, body_len, |buf| {
-                msg.encode_raw(buf)
-            });
+        if msg.status.is_none() && msg.payload.len() >= SEGMENT_MIN {
+            // A large success payload is queued as it is (often a slice of
+            // the request's frame): only its field key and length are
+            // encoded, the same bytes prost writes for `payload = 2`.
+            let payload = msg.payload.clone();
+            let len = payload.len() as u64;
+            self.tx.push_frame_with_payload(
+                id,
+                FrameType::Response,
+                Flags::NONE,
+                body_len,
+                |buf| {
+                    encode_key(2, WireType::LengthDelimited, buf);
+                    encode_varint(len, buf);
+                },
+                payload,
+            );
+        } else {
+            self.tx
+                .push_frame(id, FrameType::Response, Flags::NONE, body_len, |buf| {
+                    msg.encode_raw(buf)
+                });
+        }
         self.stats.frames_sent += 1;
     }
 
@@ -638,9 +658,11 @@ impl ServerConnection {
         self.tx.advance(written);
     }
 
-    /// Takes every queued byte at once as an owned buffer (no copy), for
-    /// drivers that write outside a lock. Write all of it, in order, before
-    /// taking more: frames must reach the wire in the order they were queued.
+    /// Takes the queued bytes as owned buffers (no copy), for drivers that
+    /// write outside a lock: call until `None`, writing each buffer whole
+    /// and in order (frames must reach the wire in the order they were
+    /// queued). Small frames come out together in one buffer; a large
+    /// answer payload comes out as a buffer of its own.
     #[must_use]
     pub fn take_transmit(&mut self) -> Option<Bytes> {
         self.tx.take()

@@ -20,7 +20,7 @@ use common::{drain_server, frame, request_frame};
 /// Every (stream id, status) the server has queued, decoded.
 fn responses(server: &mut ServerConnection) -> Vec<(u32, Option<Status>, Bytes)> {
     let mut d = FrameDecoder::new(u32::MAX);
-    if let Some(b) = server.take_transmit() {
+    while let Some(b) = server.take_transmit() {
         d.push(&b);
     }
     std::iter::from_fn(|| d.decode())
@@ -478,4 +478,40 @@ fn registry_answers_unimplemented_panics_and_dropped_responders() {
     let (d, r) = dispatch(&reg, "svc", "Drops");
     assert_eq!(d, Dispatch::Handled);
     assert_eq!(r.unwrap_err().code, Code::Internal);
+}
+
+#[test]
+fn a_large_answer_payload_is_queued_uncopied_with_the_bytes_prost_writes() {
+    let big = vec![5u8; 100_000];
+    let (mut s, ev) = fed(&request_frame(1, "svc.S", "M", &big));
+    let payload = match &ev[..] {
+        [ServerEvent::Request(r)] => r.payload.clone(),
+        other => panic!("{other:?}"),
+    };
+    s.send_response(StreamId::new(1), Ok(payload.clone()))
+        .unwrap();
+    // First the header and the field's key and length, then the payload:
+    // the request's own bytes, not a copy.
+    assert_eq!(s.poll_transmit().map(<[u8]>::len), Some(10 + 1 + 3));
+    let mut pieces = Vec::new();
+    while let Some(b) = s.take_transmit() {
+        pieces.push(b);
+    }
+    assert_eq!(pieces.len(), 2);
+    assert_eq!(pieces[1].as_ptr(), payload.as_ptr());
+    let wire: Vec<u8> = pieces.concat();
+    let mut expect = Vec::new();
+    ttrpc_core::encode_frame(
+        &mut expect,
+        StreamId::new(1),
+        ttrpc_core::FrameType::Response,
+        ttrpc_core::Flags::NONE,
+        &Response {
+            status: None,
+            payload,
+        },
+        u32::MAX,
+    )
+    .unwrap();
+    assert_eq!(wire, expect);
 }

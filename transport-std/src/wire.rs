@@ -33,16 +33,17 @@ pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 /// Writes what a core has queued, in queue order, with no socket IO under
 /// the core's lock: lock `writer` → `take` (which locks the core, takes its
-/// transmit bytes and unlocks) → write → unlock `writer`. Holding `writer`
+/// next transmit bytes and unlocks) → write, until `take` has nothing →
+/// unlock `writer`. Holding `writer`
 /// across take-and-write keeps frames from two threads in queue order.
 pub(crate) fn flush(
     writer: &Mutex<()>,
     sock: &UnixStream,
-    take: impl FnOnce() -> Option<Bytes>,
+    mut take: impl FnMut() -> Option<Bytes>,
 ) -> io::Result<()> {
     let _writer = lock(writer);
-    match take() {
-        Some(bytes) => write_all(sock, &bytes),
-        None => Ok(()),
+    while let Some(bytes) = take() {
+        write_all(sock, &bytes)?;
     }
+    Ok(())
 }
