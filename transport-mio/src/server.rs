@@ -22,7 +22,8 @@ use ttrpc_std::{Address, Listener};
 use crate::error::Error;
 use crate::io::{self, Outcome};
 
-/// Bytes read per `read` call into the server's one shared buffer.
+/// Bytes read per `read` call into the server's one shared buffer
+/// (allocated at the first read).
 pub const READ_CHUNK: usize = 64 * 1024;
 /// Reads one connection may do per turn before the others get theirs.
 const READ_BUDGET: usize = 16;
@@ -220,7 +221,7 @@ impl Server {
             timers: BTreeSet::new(),
             work: VecDeque::new(),
             ready: Vec::new(),
-            read_buf: vec![0; READ_CHUNK],
+            read_buf: Vec::new(),
             // Clients may have connected between bind and registration.
             accept_pending: true,
             accept_retry: None,
@@ -526,6 +527,11 @@ impl Server {
                 if reads < READ_BUDGET {
                     reads += 1;
                     progress = true;
+                    if self.read_buf.is_empty() {
+                        // Allocated at the first read, so an idle server
+                        // does not hold it.
+                        self.read_buf = vec![0; READ_CHUNK];
+                    }
                     match io::read(&conn.sock, &mut self.read_buf) {
                         Outcome::Done(n) => {
                             let got = self.read_buf.get(..n).unwrap_or_default();
