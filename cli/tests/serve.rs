@@ -762,3 +762,35 @@ fn tasks_inherit_no_descriptor_of_the_shim() {
     // `ls` itself holds its directory open as fd 3.
     assert_eq!(std::fs::read_to_string(out).unwrap(), "0 1 2 3 ");
 }
+
+/// As in a container, nothing outlives the init: what is left of its
+/// process group and its execs are killed when it exits.
+#[test]
+fn init_exit_takes_its_process_group_and_execs() {
+    let s = Serve::start();
+    let sock = s.socket.clone();
+    let bg_file = s.dir.path().join("bg");
+    let script = format!("sleep 60 & echo $! > {}; sleep 1", bg_file.display());
+    let bundle = s.bundle("b", &["sh", "-c", &script]);
+    ok(&sock, "t", &["create", "--bundle", &bundle]);
+    ok(&sock, "t", &["start"]);
+    ok(&sock, "t", &["exec", "e", "--", "sleep", "60"]);
+    let exec_pid = json_field(&ok(&sock, "t", &["state", "--exec-id", "e"]), "pid")
+        .and_then(|p| p.parse::<u32>().ok())
+        .expect("exec pid");
+    assert!(ok(&sock, "t", &["wait"]).starts_with("exit status 0"));
+    let bg: u32 = std::fs::read_to_string(&bg_file)
+        .unwrap_or_default()
+        .trim()
+        .parse()
+        .unwrap_or(0);
+    for p in [bg, exec_pid] {
+        assert!(p > 0);
+        assert!(
+            wait_until(Duration::from_secs(5), || !alive(p)),
+            "{p} outlived init"
+        );
+    }
+    assert!(ok(&sock, "t", &["wait", "--exec-id", "e"]).starts_with("exit status 137"));
+    ok(&sock, "t", &["delete"]);
+}

@@ -178,7 +178,7 @@ fn run_loop(o: &mut ServeOpts, mask: &SigSet) -> Result<(), Fail> {
     // Children killed on the way out are reaped, not left as zombies.
     let live: Vec<u32> = shim.lock().tasks.live().map(|p| p.pid).collect();
     for pid in live {
-        let _ = waitpid(tasks::pid(pid), None);
+        let _ = waitpid(tasks::pid_of(pid), None);
     }
     Ok(())
 }

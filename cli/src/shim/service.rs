@@ -243,7 +243,7 @@ impl task::Task for Shim {
             if p.state == State::Created {
                 // Never started: end the held child and reap it here.
                 p.held = None;
-                let pid = tasks::pid(p.pid);
+                let pid = tasks::pid_of(p.pid);
                 let status = match nix::sys::wait::waitpid(pid, None) {
                     Ok(nix::sys::wait::WaitStatus::Exited(_, code)) => code as u32,
                     _ => 137,

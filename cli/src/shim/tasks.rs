@@ -88,7 +88,7 @@ impl Process {
     /// Signals the process's group (each process leads its own session);
     /// the process alone if the group is gone.
     pub(super) fn signal(&self, sig: Signal) -> nix::Result<()> {
-        let pid = pid(self.pid);
+        let pid = pid_of(self.pid);
         killpg(pid, sig).or_else(|_| nix::sys::signal::kill(pid, sig))
     }
 }
@@ -203,6 +203,9 @@ impl Tasks {
                 }
             }
             if init_died {
+                // As in a container: nothing outlives its init — what is
+                // left of its process group, and the execs.
+                let _ = killpg(pid_of(pid), Signal::SIGKILL);
                 for e in c.execs.values().filter(|e| e.exit.is_none()) {
                     let _ = e.signal(Signal::SIGKILL);
                 }
@@ -273,7 +276,7 @@ pub(super) fn descendants(roots: &[u32]) -> Vec<u32> {
 }
 
 /// A pid from the wire's `u32`.
-pub(super) fn pid(pid: u32) -> Pid {
+pub(super) fn pid_of(pid: u32) -> Pid {
     Pid::from_raw(i32::try_from(pid).unwrap_or(i32::MAX))
 }
 
