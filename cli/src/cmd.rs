@@ -3,14 +3,17 @@
 
 use std::cell::Cell;
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
+use nix::sys::signalfd::SignalFd;
+use ttrpc_core::stub::UnaryCall as _;
 use ttrpc_core::{CallOptions, Code};
-use ttrpc_std::{Address, Client};
+use ttrpc_std::Address;
 
 use crate::Fail;
 use crate::args::{ApiSel, Opts};
+use crate::attach::Attach;
+use crate::conn::Conn;
 use crate::json::Value;
 use crate::proto::{shim_v1 as v1, task, task_v3};
 use crate::schema::{self, MessageId};
@@ -86,7 +89,9 @@ pub(crate) fn derived_addresses(address: &str, namespace: &str, id: &str) -> Vec
 /// A connected shim and the command line.
 pub(crate) struct Ctx {
     o: Opts,
-    client: Arc<Client>,
+    conn: Conn,
+    /// The signals an attached tty exec handles (blocked at connect).
+    signals: Option<SignalFd>,
     /// The API the shim answered to (fixed after the first call in auto).
     api: Cell<Option<Api>>,
 }
@@ -114,17 +119,19 @@ impl Ctx {
                 derived_addresses(&o.address, &o.namespace, &id)
             }
         };
-        if o.cmd == "exec" && o.attach && o.tty {
-            // Before any thread exists (the client starts one).
-            stdio::block_signals();
-        }
+        let signals = if o.cmd == "exec" && o.attach && o.tty {
+            stdio::block_signals()
+        } else {
+            None
+        };
         let mut tried = Vec::new();
         for addr in &candidates {
-            match addr.connect().and_then(Client::new) {
-                Ok(client) => {
+            match addr.connect() {
+                Ok(sock) => {
                     return Ok(Self {
                         o,
-                        client: Arc::new(client),
+                        conn: Conn::new(sock),
+                        signals,
                         api: Cell::new(None),
                     });
                 }
@@ -168,12 +175,12 @@ impl Ctx {
 
     /// The task API client for `api` (v3 and v2 share messages; only the
     /// service name differs).
-    fn task(&self, api: Api) -> task::TaskClient<&Client> {
-        task::TaskClient::with_service(&self.client, api.service())
+    fn task(&self, api: Api) -> task::TaskClient<&Conn> {
+        task::TaskClient::with_service(&self.conn, api.service())
     }
 
-    fn v1(&self) -> v1::ShimClient<&Client> {
-        v1::ShimClient::new(&self.client)
+    fn v1(&self) -> v1::ShimClient<&Conn> {
+        v1::ShimClient::new(&self.conn)
     }
 
     /// Calls `method` of `api` and returns the answer as the JSON of the
@@ -186,9 +193,9 @@ impl Ctx {
         answer: MessageId,
     ) -> Result<String, Fail> {
         let service = api.service();
-        let bytes =
-            self.client
-                .call_raw(service, method, &request.encode_to_vec(), &self.opts())?;
+        let bytes = self
+            .conn
+            .call_raw(service, method, &request.encode_to_vec(), &self.opts())?;
         json::to_pretty(answer, &bytes).map_err(|e| {
             Fail::Rpc(ttrpc_std::Error::Protocol(format!(
                 "{service}/{method}: malformed answer: {e}"
@@ -421,12 +428,19 @@ impl Ctx {
             value: self.exec_spec()?,
         };
         let [stdin, stdout, stderr] = self.stdio_paths()?;
-        let attach = self.o.attach.then(|| {
+        let attach = if self.o.attach {
             fn nz(s: &str) -> Option<&str> {
                 (!s.is_empty()).then_some(s)
             }
-            stdio::Attach::start(nz(&stdin), nz(&stdout), nz(&stderr), self.o.tty)
-        });
+            Some(Attach::open(
+                nz(&stdin),
+                nz(&stdout),
+                nz(&stderr),
+                self.o.tty,
+            )?)
+        } else {
+            None
+        };
         self.each(|api| {
             match api {
                 Api::V1 => {
@@ -462,36 +476,55 @@ impl Ctx {
         let pid = self.start_process(&cid, &exec_id)?;
         println!("exec running with pid {pid}");
         if let Some(attach) = attach {
+            let resize = || self.follow_size(&cid, &exec_id);
+            let mut signals = None;
             if self.o.tty && nix::unistd::isatty(std::io::stdin()).unwrap_or(false) {
                 stdio::raw_mode()?;
-                let resize = self.resizer(cid, exec_id);
                 resize();
-                stdio::signal_thread(resize);
+                signals = self.signals.as_ref().map(|s| (s, &resize as &dyn Fn()));
             }
-            attach.wait();
+            attach.run(&|| self.close_stdin(&cid, &exec_id), signals);
         }
         Ok(())
     }
 
-    /// Sends our terminal's size to the process's pty.
-    fn resizer(&self, cid: String, exec_id: String) -> impl Fn() + Send + 'static {
-        let client = Arc::clone(&self.client);
+    /// CloseIO for an attached exec's stdin, once ours has ended.
+    fn close_stdin(&self, cid: &str, exec_id: &str) {
         let api = self.api.get().unwrap_or(Api::V2);
-        let opts = self.opts();
-        move || {
-            let Some((w, h)) = crate::sys::window_size(std::io::stdin()) else {
-                return;
-            };
-            let _ = resize_call(
-                &client,
-                api,
-                &opts,
-                &cid,
-                &exec_id,
-                u32::from(w),
-                u32::from(h),
-            );
-        }
+        let _ = match api {
+            Api::V1 => {
+                let req = v1::CloseIoRequest {
+                    id: exec_id.to_owned(),
+                    stdin: true,
+                };
+                self.v1().close_io(&req, &self.opts())
+            }
+            _ => {
+                let req = task::CloseIoRequest {
+                    id: cid.to_owned(),
+                    exec_id: exec_id.to_owned(),
+                    stdin: true,
+                };
+                self.task(api).close_io(&req, &self.opts())
+            }
+        };
+    }
+
+    /// Sends our terminal's size to the process's pty.
+    fn follow_size(&self, cid: &str, exec_id: &str) {
+        let Some((w, h)) = crate::sys::window_size(std::io::stdin()) else {
+            return;
+        };
+        let api = self.api.get().unwrap_or(Api::V2);
+        let _ = resize_call(
+            &self.conn,
+            api,
+            &self.opts(),
+            cid,
+            exec_id,
+            u32::from(w),
+            u32::from(h),
+        );
     }
 
     fn resize(&self, width: u32, height: u32) -> Result<(), Fail> {
@@ -506,7 +539,7 @@ impl Ctx {
             } else {
                 (cid.clone(), self.eid())
             };
-            resize_call(&self.client, api, &self.opts(), &id, &eid, width, height)
+            resize_call(&self.conn, api, &self.opts(), &id, &eid, width, height)
         })
     }
 
@@ -691,7 +724,7 @@ const GO_ZERO_TIME: Timestamp = Timestamp {
 };
 
 fn resize_call(
-    client: &Client,
+    client: &Conn,
     api: Api,
     opts: &CallOptions,
     id: &str,

@@ -7,9 +7,11 @@
 #![deny(unsafe_code)]
 
 mod args;
+mod attach;
 mod cmd;
 #[cfg(test)]
 mod codegen_test;
+mod conn;
 mod decode;
 mod json;
 mod proto;

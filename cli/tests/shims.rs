@@ -169,6 +169,57 @@ fn runc_v2_lifecycle_with_shimctl_alone() {
     );
     run(&["delete", "--exec-id", "e2"]);
 
+    // Attached without a tty: our stdin, stdout and stderr through fifos
+    // shimctl creates, copied on one thread until the process is gone.
+    let fifos = ["in.fifo", "out.fifo", "err.fifo"].map(|f| tmp.path().join(f));
+    let [fin, fout, ferr] = fifos.each_ref().map(|p| p.to_str().unwrap());
+    let mut args = g(&[
+        "exec",
+        "e3",
+        "-a",
+        "--stdin",
+        fin,
+        "--stdout",
+        fout,
+        "--stderr",
+        ferr,
+        "--",
+        "sh",
+        "-c",
+        "read x; echo got $x; echo to-err >&2; cat",
+    ]);
+    args.retain(|a| !a.is_empty());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_shimctl"))
+        .args(&args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(b"hello\nmore input\n").unwrap();
+    } // our stdin ends: the process's `cat` sees end of file
+    let attached = child.wait_with_output().unwrap();
+    let (so, se) = (
+        String::from_utf8_lossy(&attached.stdout),
+        String::from_utf8_lossy(&attached.stderr),
+    );
+    assert!(attached.status.success(), "{so}{se}");
+    assert!(so.starts_with("exec running with pid "), "{so}");
+    assert!(so.ends_with("got hello\nmore input\n"), "{so:?}");
+    assert_eq!(se, "to-err\n");
+    let waited = run(&["wait", "--exec-id", "e3"]);
+    assert!(waited.starts_with("exit status 0 at "), "{waited}");
+    run(&["delete", "--exec-id", "e3"]);
+
+    // Stats: the cgroup metrics Any, decoded.
+    let stats: serde_json::Value = serde_json::from_str(&run(&["stats"])).unwrap();
+    let url = stats["stats"]["type_url"].as_str().unwrap_or_default();
+    assert!(url.contains("io.containerd.cgroups.v"), "{stats}");
+    assert!(stats["stats"]["value"].is_object(), "{stats}");
+
     run(&["kill", "--signal", "SIGTERM"]);
     let waited = run(&["wait"]);
     assert!(waited.starts_with("exit status 143 at "), "{waited}");
