@@ -99,17 +99,17 @@ impl Frame {
         let mut o = Pretty::new();
         o.open('{');
         o.key("offset");
-        o.int(u64::try_from(self.offset).unwrap_or(u64::MAX));
+        o.uint(u64::try_from(self.offset).unwrap_or(u64::MAX));
         o.key("header");
         o.open('{');
         o.key("length");
-        o.int(self.header.length);
+        o.uint(u64::from(self.header.length));
         o.key("stream_id");
-        o.int(self.header.stream_id);
+        o.uint(u64::from(self.header.stream_id));
         o.key("type");
         o.string(&self.header.kind);
         o.key("flags");
-        o.int(self.header.flags);
+        o.uint(u64::from(self.header.flags));
         o.close('}');
         if let Some(r) = &self.request {
             o.key("request");
@@ -143,7 +143,7 @@ impl Frame {
                 o.key("status");
                 o.open('{');
                 o.key("code");
-                o.int(s.code);
+                o.int(i64::from(s.code));
                 o.key("code_name");
                 o.string(&s.code_name);
                 o.key("message");

@@ -239,11 +239,11 @@ fn print(node: &Node<'_>, out: &mut Pretty) {
 fn print_value(kind: Kind, v: &Val<'_>, out: &mut Pretty) {
     match (kind, v) {
         (Kind::Bool, Val::Num(n)) => out.bool(*n != 0),
-        (Kind::U32, Val::Num(n)) => out.int(*n as u32),
-        (Kind::I32, Val::Num(n)) => out.int(*n as i32),
+        (Kind::U32, Val::Num(n)) => out.uint(u64::from(*n as u32)),
+        (Kind::I32, Val::Num(n)) => out.int(i64::from(*n as i32)),
         (Kind::I64, Val::Num(n)) => out.int(*n as i64),
         (Kind::F64, Val::Num(n)) => out.float(f64::from_bits(*n)),
-        (_, Val::Num(n)) => out.int(*n),
+        (_, Val::Num(n)) => out.uint(*n),
         (_, Val::Str(s)) => out.string(s),
         (_, Val::Bytes(b)) => out.string(&wkt::base64(b)),
         (_, Val::Msg(m)) => print(m, out),

@@ -79,9 +79,14 @@ impl Pretty {
         self.out.push_str(if b { "true" } else { "false" });
     }
 
-    /// An integer (any width: `u64`, `i64`, `u32`, `i32`, `u8`).
-    pub(crate) fn int(&mut self, n: impl Into<i128>) {
-        let _ = write!(self.out, "{}", n.into());
+    /// A signed integer (narrower ones widen with `i64::from`).
+    pub(crate) fn int(&mut self, n: i64) {
+        let _ = write!(self.out, "{n}");
+    }
+
+    /// An unsigned integer (narrower ones widen with `u64::from`).
+    pub(crate) fn uint(&mut self, n: u64) {
+        let _ = write!(self.out, "{n}");
     }
 
     /// A float as serde_json writes one (it uses zmij too): shortest
@@ -114,7 +119,7 @@ mod tests {
         let mut p = Pretty::new();
         p.open('{');
         p.key("a");
-        p.int(1u32);
+        p.uint(1);
         p.key("list");
         p.open('[');
         p.element();
