@@ -21,7 +21,6 @@ use nix::sys::signal::Signal;
 use nix::sys::signalfd::SignalFd;
 
 use crate::Fail;
-use crate::stdio;
 
 const CHUNK: usize = 8192;
 
@@ -75,9 +74,12 @@ impl Attach {
     /// them). Our stdin is copied while it lasts; at its end the fifo is
     /// closed and `on_stdin_end` called (a shim holds its end open until
     /// CloseIO, as runc's does). `signals` (the set `stdio::block_signals`
-    /// blocked) are taken from a signalfd: `SIGWINCH` calls `on_resize`,
-    /// the others restore the terminal and exit 128+signal.
-    pub(crate) fn run(mut self, on_stdin_end: &dyn Fn(), signals: Option<(&SignalFd, &dyn Fn())>) {
+    /// blocked) are taken from a signalfd and handed to `on_signal`.
+    pub(crate) fn run(
+        mut self,
+        on_stdin_end: &dyn Fn(),
+        signals: Option<(&SignalFd, &dyn Fn(Signal))>,
+    ) {
         let mut pending: Vec<u8> = Vec::new();
         let mut buf = vec![0u8; CHUNK];
         let our_stdin = io::stdin();
@@ -130,8 +132,13 @@ impl Attach {
                     },
                     Role::StdinFifo => self.feed(&mut pending),
                     Role::Signals => {
-                        if let Some((sfd, on_resize)) = &signals {
-                            handle_signal(sfd, *on_resize);
+                        if let Some((sfd, on_signal)) = &signals {
+                            if let Ok(Some(info)) = sfd.read_signal() {
+                                let signo = i32::try_from(info.ssi_signo).unwrap_or(0);
+                                if let Ok(sig) = Signal::try_from(signo) {
+                                    on_signal(sig);
+                                }
+                            }
                         }
                     }
                     Role::Output(i) => {
@@ -196,19 +203,5 @@ fn copy_once(o: &mut Output, buf: &mut [u8]) -> bool {
             e.kind(),
             io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
         ),
-    }
-}
-
-fn handle_signal(sfd: &SignalFd, on_resize: &dyn Fn()) {
-    let Ok(Some(info)) = sfd.read_signal() else {
-        return;
-    };
-    match Signal::try_from(i32::try_from(info.ssi_signo).unwrap_or(0)) {
-        Ok(Signal::SIGWINCH) => on_resize(),
-        Ok(sig) => {
-            stdio::restore_terminal();
-            std::process::exit(128 + sig as i32);
-        }
-        Err(_) => {}
     }
 }

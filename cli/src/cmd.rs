@@ -477,11 +477,24 @@ impl Ctx {
         println!("exec running with pid {pid}");
         if let Some(attach) = attach {
             let resize = || self.follow_size(&cid, &exec_id);
+            // SIGWINCH resizes; the others restore the terminal and exit
+            // 128+signal.
+            let on_signal = |sig: nix::sys::signal::Signal| {
+                if sig == nix::sys::signal::Signal::SIGWINCH {
+                    resize();
+                } else {
+                    stdio::restore_terminal();
+                    std::process::exit(128 + sig as i32);
+                }
+            };
             let mut signals = None;
             if self.o.tty && nix::unistd::isatty(std::io::stdin()).unwrap_or(false) {
                 stdio::raw_mode()?;
                 resize();
-                signals = self.signals.as_ref().map(|s| (s, &resize as &dyn Fn()));
+                signals = self
+                    .signals
+                    .as_ref()
+                    .map(|s| (s, &on_signal as &dyn Fn(nix::sys::signal::Signal)));
             }
             attach.run(&|| self.close_stdin(&cid, &exec_id), signals);
         }

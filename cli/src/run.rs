@@ -3,35 +3,37 @@
 //! task v2 shim binary of the user's (`--shim PATH --bundle DIR`, its
 //! `start` protocol and `log` fifo handled). Stdio is attached, signals
 //! are forwarded, and the exit status is the command's.
+//!
+//! One thread: calls go through `conn` and the copying through `attach`'s
+//! `poll(2)` loop, which also takes the signals from a signalfd (a thread
+//! costs ~78 KiB in the static binary, see `conn`).
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::os::fd::OwnedFd;
 use std::os::unix::fs::DirBuilderExt as _;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::mpsc;
-use std::thread;
 use std::time::Duration;
 
 use nix::fcntl::OFlag;
-use nix::sys::signal::{SigSet, Signal};
+use nix::sys::signal::Signal;
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::{ForkResult, Pid};
 use ttrpc_core::CallOptions;
-use ttrpc_std::Client;
 
 use crate::Fail;
 use crate::args::Opts;
+use crate::attach::Attach;
+use crate::conn::Conn;
 use crate::json::Value;
 use crate::proto::task::{self, TaskClient};
 use crate::stdio;
 
-/// How long output may keep coming after the task exited (a background
-/// child that holds stdout open must not hang us).
-const DRAIN: Duration = Duration::from_secs(2);
 /// Calls other than Wait.
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+/// What a third-party shim's `log` fifo holds unread (we never read it:
+/// a thread to drain it would cost more than the log is worth).
+const LOG_PIPE_SIZE: i32 = 1 << 20;
 
 fn other(what: impl std::fmt::Display, e: impl std::fmt::Display) -> Fail {
     Fail::Other(format!("run: {what}: {e}"))
@@ -57,6 +59,8 @@ struct Cleanup {
     shim: Option<Pid>,
     /// A `log` fifo we created in the user's bundle.
     log: Option<PathBuf>,
+    /// Our handle on the `log` fifo (the shim's writes land in its buffer).
+    log_handle: Option<File>,
 }
 
 impl Cleanup {
@@ -94,20 +98,8 @@ pub(crate) fn run(o: &Opts) -> Result<(), Fail> {
             "run: with --bundle the command is the bundle's (no words after --)".into(),
         ));
     }
-    // Before any thread exists: the signal thread takes them all.
-    let mut signals = SigSet::empty();
-    for s in [
-        Signal::SIGINT,
-        Signal::SIGTERM,
-        Signal::SIGHUP,
-        Signal::SIGWINCH,
-    ] {
-        signals.add(s);
-    }
-    signals
-        .thread_block()
-        .map_err(|e| other("block signals", e))?;
-
+    // Before anything: the signals go to a signalfd the copy loop reads.
+    let signals = stdio::block_signals();
     let me = std::process::id();
     let tag = random_hex();
     let id = format!("run-{me}-{tag}");
@@ -125,6 +117,7 @@ pub(crate) fn run(o: &Opts) -> Result<(), Fail> {
         dir: dir.clone(),
         shim: None,
         log: None,
+        log_handle: None,
     };
 
     let (address, bundle) = match (&o.shim, &o.bundle) {
@@ -140,52 +133,46 @@ pub(crate) fn run(o: &Opts) -> Result<(), Fail> {
             (address, bundle)
         }
     };
-    let client = Arc::new(Client::connect(&address).map_err(|e| other(&address, e))?);
-    let status = drive(o, &client, &id, &bundle, &dir, &signals);
-    let tasks = TaskClient::new(Arc::clone(&client));
+    let conn = ttrpc_std::Address::parse(&address)
+        .and_then(|a| a.connect())
+        .map(Conn::new)
+        .map_err(|e| other(&address, e))?;
+    let tasks = TaskClient::new(&conn);
+    let status = drive(o, &tasks, &id, &bundle, &dir, signals.as_ref());
     let opts = CallOptions::with_timeout(CALL_TIMEOUT);
     // Whatever happened, leave no task behind.
     if status.is_err() {
-        let _ = tasks.kill(
-            &task::KillRequest {
-                id: id.clone(),
-                signal: Signal::SIGKILL as u32,
-                all: true,
-                ..Default::default()
-            },
-            &opts,
-        );
-        let _ = tasks.wait(
-            &task::WaitRequest {
-                id: id.clone(),
-                ..Default::default()
-            },
-            &opts,
-        );
-    }
-    let _ = tasks.delete(
-        &task::DeleteRequest {
+        let kill = task::KillRequest {
+            id: id.clone(),
+            signal: Signal::SIGKILL as u32,
+            all: true,
+            ..Default::default()
+        };
+        let _ = tasks.kill(&kill, &opts);
+        let wait = task::WaitRequest {
             id: id.clone(),
             ..Default::default()
-        },
-        &opts,
-    );
-    let _ = tasks.shutdown(
-        &task::ShutdownRequest {
-            id: id.clone(),
-            now: false,
-        },
-        &opts,
-    );
-    drop(tasks);
-    drop(client);
+        };
+        let _ = tasks.wait(&wait, &opts);
+    }
+    let delete = task::DeleteRequest {
+        id: id.clone(),
+        ..Default::default()
+    };
+    let _ = tasks.delete(&delete, &opts);
+    let shutdown = task::ShutdownRequest {
+        id: id.clone(),
+        now: false,
+    };
+    let _ = tasks.shutdown(&shutdown, &opts);
+    drop(conn);
     stdio::restore_terminal();
     // It exits after Shutdown; SIGTERM in drop only if it did not.
     for _ in 0..100 {
         if cleanup.shim_exited() {
             break;
         }
-        thread::sleep(Duration::from_millis(10));
+        std::thread::sleep(Duration::from_millis(10));
     }
     drop(cleanup);
     let status = status?;
@@ -291,15 +278,15 @@ fn start_third_party(
             .map_err(|e| other(format_args!("mkfifo {}", log.display()), e))?;
         cleanup.log = Some(log.clone());
     }
-    // Drain the log for as long as the shim writes it (discarded).
-    let reader = OpenOptions::new()
+    // Held open read-write and never read: the shim's few log lines stay
+    // in the pipe's buffer, enlarged so they never fill it.
+    let handle = OpenOptions::new()
         .read(true)
         .write(true)
         .open(&log)
         .map_err(|e| other(format_args!("open {}", log.display()), e))?;
-    thread::spawn(move || {
-        let _ = io::copy(&mut { reader }, &mut io::sink());
-    });
+    let _ = nix::fcntl::fcntl(&handle, nix::fcntl::FcntlArg::F_SETPIPE_SZ(LOG_PIPE_SIZE));
+    cleanup.log_handle = Some(handle);
     let args = [
         "-namespace",
         &o.namespace,
@@ -320,13 +307,12 @@ fn start_third_party(
 /// Create, attach, start, wait: the task's exit status.
 fn drive(
     o: &Opts,
-    client: &Arc<Client>,
+    tasks: &TaskClient<&Conn>,
     id: &str,
     bundle: &Path,
     dir: &Path,
-    signals: &SigSet,
+    signals: Option<&nix::sys::signalfd::SignalFd>,
 ) -> Result<u32, Fail> {
-    let tasks = TaskClient::new(Arc::clone(client));
     let opts = CallOptions::with_timeout(CALL_TIMEOUT);
     let fifo = |name: &str| -> Result<String, Fail> {
         let p = dir.join(name).display().to_string();
@@ -339,157 +325,84 @@ fn drive(
     } else {
         fifo("stderr")?
     };
-
-    // Open our ends in threads before Create: a shim may wait in Create
-    // until they are open (runc's does); ours never does.
-    let (opened_tx, opened) = mpsc::channel::<()>();
-    let (done_tx, done) = mpsc::channel::<()>();
-    let mut outputs = 0;
-    for (path, to_stderr) in [(&stdout, false), (&stderr, true)] {
-        if path.is_empty() {
-            continue;
-        }
-        outputs += 1;
-        let (path, opened_tx, done_tx) = (path.clone(), opened_tx.clone(), done_tx.clone());
-        thread::spawn(move || {
-            if let Ok(mut fifo) = File::open(&path) {
-                let _ = opened_tx.send(());
-                let _ = if to_stderr {
-                    io::copy(&mut fifo, &mut io::stderr()).map(drop)
-                } else {
-                    copy_flushing(&mut fifo, &mut io::stdout())
-                };
-            }
-            let _ = done_tx.send(());
-        });
-    }
-    {
-        let (path, opened_tx, client, id) = (
-            stdin.clone(),
-            opened_tx.clone(),
-            Arc::clone(client),
-            id.to_owned(),
-        );
-        // Not joined: our stdin may never end.
-        thread::spawn(move || {
-            if let Ok(mut fifo) = OpenOptions::new().write(true).open(&path) {
-                let _ = opened_tx.send(());
-                let _ = io::copy(&mut io::stdin().lock(), &mut fifo);
-                drop(fifo);
-                // stdin ended: the task sees end of file.
-                let _ = TaskClient::new(client).close_io(
-                    &task::CloseIoRequest {
-                        id,
-                        exec_id: String::new(),
-                        stdin: true,
-                    },
-                    &CallOptions::with_timeout(CALL_TIMEOUT),
-                );
-            }
-        });
-    }
-    drop(opened_tx);
-
-    tasks.create(
-        &task::CreateTaskRequest {
-            id: id.to_owned(),
-            bundle: bundle.display().to_string(),
-            terminal: o.tty,
-            stdin: stdin.clone(),
-            stdout: stdout.clone(),
-            stderr: stderr.clone(),
-            ..Default::default()
-        },
-        &opts,
+    // Our ends open before Create, without waiting: a shim may wait in
+    // Create until they are open (runc's does); ours never does.
+    let attach = Attach::open(
+        Some(&stdin),
+        Some(&stdout),
+        (!stderr.is_empty()).then_some(stderr.as_str()),
+        o.tty,
     )?;
-    for _ in 0..=outputs {
-        opened
-            .recv_timeout(CALL_TIMEOUT)
-            .map_err(|_| Fail::Other("run: the shim did not open the stdio fifos".into()))?;
-    }
-    if o.tty && nix::unistd::isatty(io::stdin()).unwrap_or(false) {
-        stdio::raw_mode()?;
-        resize(&tasks, id);
-    }
-    forward_signals(Arc::clone(client), id.to_owned(), *signals, o.tty);
-    tasks.start(
-        &task::StartRequest {
-            id: id.to_owned(),
-            exec_id: String::new(),
-        },
-        &opts,
-    )?;
-    let waited = tasks.wait(
-        &task::WaitRequest {
-            id: id.to_owned(),
-            exec_id: String::new(),
-        },
-        &CallOptions::default(),
-    )?;
-    let deadline = std::time::Instant::now() + DRAIN;
-    for _ in 0..outputs {
-        let left = deadline.saturating_duration_since(std::time::Instant::now());
-        if done.recv_timeout(left).is_err() {
-            break;
-        }
-    }
-    Ok(waited.exit_status)
-}
-
-/// `io::copy` that flushes after every chunk (interactive output).
-fn copy_flushing(from: &mut File, to: &mut io::Stdout) -> io::Result<()> {
-    let mut buf = [0u8; 8192];
-    loop {
-        let n = match from.read(&mut buf) {
-            Ok(0) => return Ok(()),
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        let mut out = to.lock();
-        out.write_all(&buf[..n])?;
-        out.flush()?;
-    }
-}
-
-fn resize(tasks: &TaskClient<Arc<Client>>, id: &str) {
-    if let Some((w, h)) = crate::sys::window_size(io::stdin()) {
-        let _ = tasks.resize_pty(
-            &task::ResizePtyRequest {
+    let create = task::CreateTaskRequest {
+        id: id.to_owned(),
+        bundle: bundle.display().to_string(),
+        terminal: o.tty,
+        stdin: stdin.clone(),
+        stdout: stdout.clone(),
+        stderr: stderr.clone(),
+        ..Default::default()
+    };
+    tasks.create(&create, &opts)?;
+    let resize = || {
+        if let Some((w, h)) = crate::sys::window_size(io::stdin()) {
+            let req = task::ResizePtyRequest {
                 id: id.to_owned(),
                 exec_id: String::new(),
                 width: u32::from(w),
                 height: u32::from(h),
-            },
-            &CallOptions::with_timeout(CALL_TIMEOUT),
-        );
-    }
-}
-
-/// SIGINT, SIGTERM and SIGHUP go to the task (a second one is SIGKILL);
-/// SIGWINCH resizes its terminal.
-fn forward_signals(client: Arc<Client>, id: String, set: SigSet, tty: bool) {
-    thread::spawn(move || {
-        let tasks = TaskClient::new(client);
-        let mut forwarded = false;
-        while let Ok(sig) = set.wait() {
-            if sig == Signal::SIGWINCH {
-                if tty {
-                    resize(&tasks, &id);
-                }
-                continue;
-            }
-            let signal = if forwarded { Signal::SIGKILL } else { sig };
-            forwarded = true;
-            let _ = tasks.kill(
-                &task::KillRequest {
-                    id: id.clone(),
-                    exec_id: String::new(),
-                    signal: signal as u32,
-                    all: false,
-                },
-                &CallOptions::with_timeout(CALL_TIMEOUT),
-            );
+            };
+            let _ = tasks.resize_pty(&req, &opts);
         }
-    });
+    };
+    let terminal = o.tty && nix::unistd::isatty(io::stdin()).unwrap_or(false);
+    if terminal {
+        stdio::raw_mode()?;
+        resize();
+    }
+    let start = task::StartRequest {
+        id: id.to_owned(),
+        exec_id: String::new(),
+    };
+    tasks.start(&start, &opts)?;
+    // SIGINT, SIGTERM, SIGHUP and SIGQUIT go to the task (a second one is
+    // SIGKILL); SIGWINCH resizes its terminal.
+    let forwarded = std::cell::Cell::new(false);
+    let on_signal = |sig: Signal| {
+        if sig == Signal::SIGWINCH {
+            if terminal {
+                resize();
+            }
+            return;
+        }
+        let signal = if forwarded.replace(true) {
+            Signal::SIGKILL
+        } else {
+            sig
+        };
+        let kill = task::KillRequest {
+            id: id.to_owned(),
+            exec_id: String::new(),
+            signal: signal as u32,
+            all: false,
+        };
+        let _ = tasks.kill(&kill, &opts);
+    };
+    // Our stdin ended: the task sees end of file.
+    let close_stdin = || {
+        let req = task::CloseIoRequest {
+            id: id.to_owned(),
+            exec_id: String::new(),
+            stdin: true,
+        };
+        let _ = tasks.close_io(&req, &opts);
+    };
+    attach.run(
+        &close_stdin,
+        signals.map(|s| (s, &on_signal as &dyn Fn(Signal))),
+    );
+    let wait = task::WaitRequest {
+        id: id.to_owned(),
+        exec_id: String::new(),
+    };
+    Ok(tasks.wait(&wait, &CallOptions::default())?.exit_status)
 }

@@ -400,12 +400,14 @@ fn hundred_tasks_leave_no_descriptor_or_zombie() {
         ok(&sock, id, &["delete"]);
     };
     cycle("warm");
+    // The last client's connection may still be closing.
+    std::thread::sleep(Duration::from_millis(300));
     let fds = s.fd_count();
     for i in 0..100 {
         cycle(&format!("t{i}"));
     }
     assert!(
-        wait_until(Duration::from_secs(5), || s.fd_count() == fds),
+        wait_until(Duration::from_secs(5), || s.fd_count() <= fds),
         "fds: {fds} before, {} after",
         s.fd_count()
     );
