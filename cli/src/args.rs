@@ -82,6 +82,7 @@ Built-in shim (host processes, no isolation):
                               bundle of yours, id run-PID-RANDOM; the shim
                               writes its own files into DIR (see README)
   serve [--daemon] [--allow UID[:GID]]... (--socket ADDR | --id ID)
+                              (a bare ADDR is a path; @NAME is abstract)
                               serve the task API (containerd.task.v2.Task
                               and v3) for host processes: no isolation; of
                               config.json only `process` is read (args,

@@ -796,3 +796,26 @@ fn init_exit_takes_its_process_group_and_execs() {
     assert!(ok(&sock, "t", &["wait", "--exec-id", "e"]).starts_with("exit status 137"));
     ok(&sock, "t", &["delete"]);
 }
+
+/// `serve --socket` with a bare path makes a socket file there (never an
+/// abstract socket unless given `@NAME`), removed again at SIGTERM.
+#[test]
+fn serve_bare_path_is_a_socket_file() {
+    let dir = TempDir::new("shimctl-bare").unwrap();
+    let mut child = Command::new(BIN)
+        .args(["serve", "--socket", "shim.sock"])
+        .current_dir(dir.path())
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    let path = dir.path().join("shim.sock");
+    assert!(wait_until(Duration::from_secs(10), || path.exists()));
+    let socket = path.to_str().unwrap();
+    refused(socket, "t", &["state"], "container not created");
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+    assert!(!path.exists());
+}

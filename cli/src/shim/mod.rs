@@ -317,7 +317,10 @@ fn reap_children(shim: &Shim) {
 /// `shimctl serve`: options from the command line, `--daemon` handled.
 pub(crate) fn command(o: &crate::args::Opts) -> Result<(), Fail> {
     let address = match (&o.socket, &o.id) {
-        (Some(s), _) => s.clone(),
+        // A server creates its socket: a bare address is a path here
+        // (abstract only when asked for with @NAME).
+        (Some(s), _) if s.starts_with("unix://") || s.starts_with('@') => s.clone(),
+        (Some(s), _) => format!("unix://{}", crate::stdio::absolute(s)),
         (None, Some(id)) => {
             let path = crate::cmd::derived_addresses(&o.address, &o.namespace, id)
                 .into_iter()
