@@ -316,6 +316,22 @@ impl ClientConnection {
         self.queues.pop(id)
     }
 
+    /// Whether stream `id` is open, or has items not yet taken with
+    /// [`Self::recv_stream`] (its end included).
+    #[must_use]
+    pub fn has_stream(&self, id: StreamId) -> bool {
+        self.streams.contains_key(&id) || self.queues.contains(id)
+    }
+
+    /// When the earliest stream stall timeout fails a stream whose
+    /// receiver stopped taking messages: a driver whose callers enforce
+    /// their own deadlines still needs to call [`Self::handle_timeout`]
+    /// then. Included in [`Self::poll_timeout`].
+    #[must_use]
+    pub fn poll_stall_timeout(&self) -> Option<Instant> {
+        self.queues.next_stall()
+    }
+
     /// Streams opened and not yet ended on the wire.
     #[must_use]
     pub fn open_streams(&self) -> usize {

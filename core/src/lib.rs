@@ -118,7 +118,9 @@ pub use frame::{
 pub use message::{KeyValue, Metadata, Request, Response, proto};
 pub use recv::StreamItem;
 pub use server::{IncomingRequest, ServerConnection, ServerEvent};
-pub use service::{Dispatch, Handler, Registry, Responder, ResponseSink};
+pub use service::{
+    Dispatch, Handler, Registry, Responder, ResponseSink, ServerStream, StreamHandler, StreamIo,
+};
 pub use stream::{StreamId, StreamKind};
 
 pub use bytes::Bytes;

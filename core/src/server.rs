@@ -371,6 +371,13 @@ impl ServerConnection {
         Ok(())
     }
 
+    /// Whether stream `id` is in flight, or has items of the client not yet
+    /// taken with [`Self::recv_stream`] (its end included).
+    #[must_use]
+    pub fn has_stream(&self, id: StreamId) -> bool {
+        self.streams.contains_key(&id) || self.queues.contains(id)
+    }
+
     fn check_stream(&self, id: StreamId) -> Result<(), SendError> {
         if let State::Closed(reason) = &self.state {
             return Err(SendError::Closed(reason.clone()));
@@ -456,8 +463,10 @@ impl ServerConnection {
         self.stats.frames_sent += 1;
     }
 
-    /// Whether a stream in flight may still get messages from the client.
-    fn awaits_client(&self) -> bool {
+    /// Whether a stream in flight may still get messages from the client
+    /// (it has not half-closed). A graceful shutdown keeps reading for it.
+    #[must_use]
+    pub fn awaits_client(&self) -> bool {
         self.streams.values().any(|closed| !closed)
     }
 

@@ -8,6 +8,8 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use bytes::Bytes;
 
 use crate::code::{Code, Status};
+use crate::error::{CallError, SendError};
+use crate::recv::StreamItem;
 use crate::server::IncomingRequest;
 use crate::stream::StreamId;
 
@@ -101,6 +103,153 @@ where
     }
 }
 
+/// What a transport supplies for one server stream: the operations a
+/// [`ServerStream`] forwards to. They **may block**: a transport that runs
+/// stream handlers on threads of their own (`ttrpc-std`) waits in `send`
+/// while the connection's transmit queue is full and in `recv` until an
+/// item arrives. Implemented by transports, not by applications.
+pub trait StreamIo: Send {
+    /// Queues one message (a Data frame), waiting while the transmit queue
+    /// is at its bound.
+    ///
+    /// # Errors
+    /// The stream or connection ended ([`SendError::UnknownStream`],
+    /// [`SendError::Closed`]), or the message is too large.
+    fn send(&mut self, payload: &[u8]) -> Result<(), SendError>;
+    /// The next item the client sent, waiting until one arrives. `None`
+    /// only after `End` was returned (or the stream was finished).
+    fn recv(&mut self) -> Option<StreamItem>;
+    /// Finishes the stream: `None` as Go does for a successful streaming
+    /// answer (a Data frame with remote-closed), `Some(result)` with a
+    /// final Response (a client-streaming call's answer, or any error).
+    fn finish(&mut self, result: Option<Result<Bytes, Status>>);
+}
+
+/// One stream as a server handler sees it: receive what the client sends,
+/// send messages back, and finish with [`Self::close`] or
+/// [`Self::respond`]. Dropping it unfinished answers `Internal`, as a
+/// dropped [`Responder`] does.
+///
+/// Whether its methods block is the transport's: `ttrpc-std` runs each
+/// stream handler on a worker thread and blocks there.
+#[must_use = "a stream is finished only through close or respond"]
+pub struct ServerStream {
+    id: StreamId,
+    io: Option<Box<dyn StreamIo>>,
+    ended: bool,
+}
+
+impl ServerStream {
+    /// A stream on `id` backed by the transport's `io`.
+    pub fn new(id: StreamId, io: Box<dyn StreamIo>) -> Self {
+        Self {
+            id,
+            io: Some(io),
+            ended: false,
+        }
+    }
+
+    /// The stream's id.
+    #[must_use]
+    pub fn id(&self) -> StreamId {
+        self.id
+    }
+
+    /// Sends one message to the client.
+    ///
+    /// # Errors
+    /// As [`StreamIo::send`]: the stream or connection ended, or the
+    /// message is too large.
+    pub fn send(&mut self, payload: &[u8]) -> Result<(), SendError> {
+        match self.io.as_mut() {
+            Some(io) => io.send(payload),
+            None => Err(SendError::UnknownStream(self.id)),
+        }
+    }
+
+    /// The next message from the client: `Ok(Some(message))`, `Ok(None)`
+    /// once the client half-closed (at once for a server-streaming call),
+    /// or why the stream failed (the connection ended, or the receive
+    /// queue stayed full for the stall timeout).
+    ///
+    /// # Errors
+    /// The [`CallError`] the stream ended with.
+    pub fn recv(&mut self) -> Result<Option<Bytes>, CallError> {
+        if self.ended {
+            return Ok(None);
+        }
+        match self.io.as_mut().and_then(|io| io.recv()) {
+            Some(StreamItem::Message(m)) => Ok(Some(m)),
+            Some(StreamItem::End(result)) => {
+                self.ended = true;
+                result.map(|()| None)
+            }
+            None => {
+                self.ended = true;
+                Ok(None)
+            }
+        }
+    }
+
+    /// Finishes successfully, as Go does for a streaming answer: a Data
+    /// frame with remote-closed and no payload.
+    pub fn close(mut self) {
+        if let Some(mut io) = self.io.take() {
+            io.finish(None);
+        }
+    }
+
+    /// Finishes with a final Response: a payload (the answer of a
+    /// client-streaming call) or a status (any kind of stream).
+    pub fn respond(mut self, result: Result<Bytes, Status>) {
+        if let Some(mut io) = self.io.take() {
+            io.finish(Some(result));
+        }
+    }
+}
+
+impl Drop for ServerStream {
+    fn drop(&mut self) {
+        if let Some(mut io) = self.io.take() {
+            io.finish(Some(Err(Status::new(
+                Code::Internal,
+                "ttrpc: stream handler returned without finishing the stream",
+            ))));
+        }
+    }
+}
+
+impl fmt::Debug for ServerStream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServerStream")
+            .field("id", &self.id)
+            .field("finished", &self.io.is_none())
+            .finish()
+    }
+}
+
+/// A streaming method implementation: gets the opening request and the
+/// stream. It may block (it runs on a worker thread of its own in
+/// `ttrpc-std`) and must finish the stream, now or later.
+pub trait StreamHandler: Send + Sync + 'static {
+    /// Handles one stream.
+    fn call(&self, request: IncomingRequest, stream: ServerStream);
+}
+
+impl<F> StreamHandler for F
+where
+    F: Fn(IncomingRequest, ServerStream) + Send + Sync + 'static,
+{
+    fn call(&self, request: IncomingRequest, stream: ServerStream) {
+        self(request, stream);
+    }
+}
+
+enum Method {
+    Unary(Box<dyn Handler>),
+    Stream(Box<dyn StreamHandler>),
+}
+
 /// How a dispatch went, for the transport's bookkeeping.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -117,7 +266,7 @@ pub enum Dispatch {
 /// The services a server offers: service name → method name → handler.
 #[derive(Default)]
 pub struct Registry {
-    services: BTreeMap<String, BTreeMap<String, Box<dyn Handler>>>,
+    services: BTreeMap<String, BTreeMap<String, Method>>,
 }
 
 impl Registry {
@@ -137,8 +286,36 @@ impl Registry {
         self.services
             .entry(service.into())
             .or_default()
-            .insert(method.into(), Box::new(handler));
+            .insert(method.into(), Method::Unary(Box::new(handler)));
         self
+    }
+
+    /// Registers a streaming method (client-streaming, server-streaming or
+    /// bidirectional), replacing any earlier handler. As in Go, the
+    /// registration decides: a stream opened on this method goes to
+    /// `handler`; a unary request for it is answered `Unimplemented`.
+    pub fn register_stream(
+        &mut self,
+        service: impl Into<String>,
+        method: impl Into<String>,
+        handler: impl StreamHandler,
+    ) -> &mut Self {
+        self.services
+            .entry(service.into())
+            .or_default()
+            .insert(method.into(), Method::Stream(Box::new(handler)));
+        self
+    }
+
+    /// Whether `service`/`method` is registered as a streaming method: a
+    /// transport then hands a stream request for it to
+    /// [`Self::dispatch_stream`] (everything else to [`Self::dispatch`]).
+    #[must_use]
+    pub fn is_stream_method(&self, service: &str, method: &str) -> bool {
+        matches!(
+            self.services.get(service).and_then(|m| m.get(method)),
+            Some(Method::Stream(_))
+        )
     }
 
     /// Registers a handler that answers at once with a payload or a status.
@@ -175,12 +352,40 @@ impl Registry {
             responder.error(Status::new(Code::Unimplemented, msg));
             return Dispatch::Unimplemented;
         };
-        let Some(handler) = methods.get(&request.method) else {
+        let Some(Method::Unary(handler)) = methods.get(&request.method) else {
+            // Unknown, or a streaming method called without a stream.
             let msg = format!("method {}", request.method);
             responder.error(Status::new(Code::Unimplemented, msg));
             return Dispatch::Unimplemented;
         };
         match catch_unwind(AssertUnwindSafe(|| handler.call(request, responder))) {
+            Ok(()) => Dispatch::Handled,
+            Err(_) => Dispatch::Panicked,
+        }
+    }
+
+    /// Runs the stream handler for `request`, or finishes the stream
+    /// `Unimplemented` (Go's messages). A panicking handler is caught; its
+    /// stream, dropped while unwinding, answers `Internal`.
+    pub fn dispatch_stream(&self, request: IncomingRequest, stream: ServerStream) -> Dispatch {
+        let handler = match self
+            .services
+            .get(&request.service)
+            .map(|m| m.get(&request.method))
+        {
+            Some(Some(Method::Stream(h))) => h,
+            Some(_) => {
+                let msg = format!("method {}", request.method);
+                stream.respond(Err(Status::new(Code::Unimplemented, msg)));
+                return Dispatch::Unimplemented;
+            }
+            None => {
+                let msg = format!("service {}", request.service);
+                stream.respond(Err(Status::new(Code::Unimplemented, msg)));
+                return Dispatch::Unimplemented;
+            }
+        };
+        match catch_unwind(AssertUnwindSafe(|| handler.call(request, stream))) {
             Ok(()) => Dispatch::Handled,
             Err(_) => Dispatch::Panicked,
         }
