@@ -44,10 +44,14 @@ enum Reader {
     Background,
 }
 
-struct State {
-    core: ClientConnection,
+pub(crate) struct State {
+    pub(crate) core: ClientConnection,
     /// The calls started and not yet collected, in start order.
     waiters: Vec<Waiter>,
+    /// Threads blocked in `ClientStream::recv`, by stream: woken when their
+    /// stream has items or the connection closes. They read for everyone
+    /// like waiting callers do.
+    pub(crate) stream_waiters: Vec<(StreamId, Thread)>,
     reader: Reader,
 }
 
@@ -57,23 +61,40 @@ impl State {
     }
 
     /// Drains the core's events, storing each answer with its caller and
-    /// waking that caller. Runs under the state lock; never blocks.
-    fn drain(&mut self) {
+    /// waking that caller (and stream readers whose stream has items).
+    /// Runs under the state lock; never blocks.
+    pub(crate) fn drain(&mut self) {
+        let me = thread::current().id();
         while let Some(event) = self.core.poll_event() {
-            if let ClientEvent::Response { id, result } = event {
-                if let Some(w) = self.waiter(id) {
-                    w.result = Some(result.map_err(Error::from));
-                    if w.thread.id() != thread::current().id() {
-                        w.thread.unpark();
+            match event {
+                ClientEvent::Response { id, result } => {
+                    if let Some(w) = self.waiter(id) {
+                        w.result = Some(result.map_err(Error::from));
+                        if w.thread.id() != me {
+                            w.thread.unpark();
+                        }
+                    }
+                }
+                ClientEvent::StreamReadable { id } => {
+                    for (_, t) in self.stream_waiters.iter().filter(|(s, _)| *s == id) {
+                        if t.id() != me {
+                            t.unpark();
+                        }
+                    }
+                }
+                _ => {
+                    // Closed: every stream has its end queued.
+                    for (_, t) in &self.stream_waiters {
+                        t.unpark();
                     }
                 }
             }
         }
     }
 
-    /// After the reader role was released: wakes one caller still waiting
-    /// for its answer, to read for everyone.
-    fn hand_over(&self) {
+    /// After the reader role was released: wakes one caller (or stream
+    /// reader) still waiting, to read for everyone.
+    pub(crate) fn hand_over(&self) {
         let me = thread::current().id();
         if let Some(w) = self
             .waiters
@@ -81,16 +102,40 @@ impl State {
             .find(|w| w.result.is_none() && w.thread.id() != me)
         {
             w.thread.unpark();
+        } else if let Some((_, t)) = self.stream_waiters.iter().find(|(_, t)| t.id() != me) {
+            t.unpark();
         }
+    }
+
+    /// Whether a call or a stream reader waits (the background thread then
+    /// leaves the reader role to them).
+    fn anyone_waits(&self) -> bool {
+        !self.waiters.is_empty() || !self.stream_waiters.is_empty()
+    }
+
+    /// Whether a waiting thread should take the reader role: it is free,
+    /// and the core takes input (not paused at its streams' byte bound).
+    pub(crate) fn reader_free(&self) -> bool {
+        self.reader == Reader::Nobody && (self.core.wants_read() || self.core.is_closed())
+    }
+
+    /// Whether the background thread reads now.
+    pub(crate) fn background_reads(&self) -> bool {
+        self.reader == Reader::Background
+    }
+
+    /// Takes the reader role for the calling (waiting) thread.
+    pub(crate) fn take_reader(&mut self) {
+        self.reader = Reader::Caller;
     }
 }
 
-struct Inner {
+pub(crate) struct Inner {
     sock: UnixStream,
     /// Held while writing, so frames reach the wire in queue order. Taken
     /// before `state`, never the other way round.
     writer: Mutex<()>,
-    state: Mutex<State>,
+    pub(crate) state: Mutex<State>,
     /// The reader role's buffer (only the role's holder locks it).
     buf: Mutex<Vec<u8>>,
     /// A byte written to `wake_tx` wakes the reader's `poll`.
@@ -103,7 +148,7 @@ struct Inner {
 impl Inner {
     /// Writes whatever the core has queued (see [`wire::flush`]); a failed
     /// write ends the connection.
-    fn flush(&self) {
+    pub(crate) fn flush(&self) {
         let take = || lock(&self.state).core.take_transmit();
         if let Err(e) = wire::flush(&self.writer, &self.sock, take) {
             self.fail(ConnectionError::Transport(format!("write: {e}")));
@@ -121,17 +166,19 @@ impl Inner {
         }
         self.background.notify_all();
         let _ = self.sock.shutdown(Shutdown::Both);
+        // A reader paused at the streams' byte bound polls only this.
+        self.wake_reader();
     }
 
     /// Interrupts the reader's `poll`.
-    fn wake_reader(&self) {
+    pub(crate) fn wake_reader(&self) {
         let _ = (&self.wake_tx).write(&[1]);
     }
 
     /// One turn of the reader role, which the caller holds: waits (until
     /// `due` at the latest) for the socket or a wake-up, reads once, feeds
     /// the core, hands out the answers, and releases the role.
-    fn read_turn(&self, due: Option<Instant>) {
+    pub(crate) fn read_turn(&self, due: Option<Instant>) {
         let mut buf = lock(&self.buf);
         if buf.is_empty() {
             buf.resize(READ_CHUNK, 0);
@@ -142,15 +189,28 @@ impl Inner {
             let ms = left.as_micros().div_ceil(1000);
             PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX)
         });
-        let mut fds = [
-            PollFd::new(self.sock.as_fd(), PollFlags::POLLIN),
-            PollFd::new(self.wake_rx.as_fd(), PollFlags::POLLIN),
-        ];
-        let polled = poll(&mut fds, timeout);
+        // Paused at the streams' byte bound: read nothing until a stream
+        // reader takes messages (it wakes us) or a stall timer is due.
+        let paused = {
+            let st = lock(&self.state);
+            !st.core.wants_read() && !st.core.is_closed()
+        };
         let ready = |fd: &PollFd<'_>| fd.revents().is_some_and(|r| !r.is_empty());
-        let (readable, woken) = match polled {
-            Ok(n) if n > 0 => (ready(&fds[0]), ready(&fds[1])),
-            _ => (false, false),
+        let (readable, woken) = if paused {
+            let mut fds = [PollFd::new(self.wake_rx.as_fd(), PollFlags::POLLIN)];
+            match poll(&mut fds, timeout) {
+                Ok(n) if n > 0 => (false, ready(&fds[0])),
+                _ => (false, false),
+            }
+        } else {
+            let mut fds = [
+                PollFd::new(self.sock.as_fd(), PollFlags::POLLIN),
+                PollFd::new(self.wake_rx.as_fd(), PollFlags::POLLIN),
+            ];
+            match poll(&mut fds, timeout) {
+                Ok(n) if n > 0 => (ready(&fds[0]), ready(&fds[1])),
+                _ => (false, false),
+            }
         };
         if woken {
             let mut sink = [0u8; 64];
@@ -177,6 +237,7 @@ impl Inner {
         st.drain();
         let closed = st.core.is_closed();
         let me = thread::current().id();
+        // A stream reader may have its items now: let another waiter read.
         let still_waiting = st
             .waiters
             .iter()
@@ -199,7 +260,7 @@ impl Inner {
             if st.core.is_closed() {
                 return;
             }
-            if st.reader == Reader::Nobody && st.waiters.is_empty() {
+            if st.reader == Reader::Nobody && !st.anyone_waits() {
                 st.reader = Reader::Background;
                 let due = st.core.poll_timeout();
                 drop(st);
@@ -226,7 +287,7 @@ impl Inner {
 /// connection and joins that thread; calls still waiting fail with
 /// [`ConnectionError::LocallyClosed`].
 pub struct Client {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
     reader: Mutex<Option<JoinHandle<()>>>,
 }
 
@@ -291,6 +352,7 @@ impl Client {
             state: Mutex::new(State {
                 core: ClientConnection::new(config),
                 waiters: Vec::new(),
+                stream_waiters: Vec::new(),
                 reader: Reader::Nobody,
             }),
             buf: Mutex::new(Vec::new()),

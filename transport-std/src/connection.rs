@@ -12,10 +12,11 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use ttrpc_core::{
-    Config, ConnectionError, IncomingRequest, Registry, Responder, ServerConnection, ServerEvent,
-    Status, StreamId,
+    Config, ConnectionError, IncomingRequest, Registry, Responder, SendError, ServerConnection,
+    ServerEvent, ServerStream, Status, StreamId, StreamItem,
 };
 
+use crate::stream::StdStreamIo;
 use crate::wire::{self, lock};
 
 /// Bytes read from the socket per `read` call.
@@ -101,15 +102,34 @@ impl Conn {
     /// Starts a graceful shutdown: no new requests are handed out, answers
     /// to those in flight are still written, then the connection closes.
     pub(crate) fn begin_graceful(&self) {
-        {
+        let reading = {
             let mut st = lock(&self.state);
             st.core.shutdown();
             st.draining = true;
             st.generation += 1;
-        }
+            st.reading()
+        };
         self.changed.notify_all();
-        // Wakes the thread if it is blocked in `read`.
-        let _ = self.sock.shutdown(Shutdown::Read);
+        // Wakes the thread if it is blocked in `read` — unless a stream
+        // still waits for the client's messages: the reader keeps reading
+        // for it, and the read side is shut once no stream needs it.
+        if !reading {
+            let _ = self.sock.shutdown(Shutdown::Read);
+        }
+    }
+
+    /// After a call or stream finished: wake the reader, and during a
+    /// graceful shutdown stop its `read` once no stream needs input.
+    fn changed_after_answer(&self) {
+        let stop_reading = {
+            let mut st = lock(&self.state);
+            st.generation += 1;
+            st.draining && !st.reading()
+        };
+        self.changed.notify_all();
+        if stop_reading {
+            let _ = self.sock.shutdown(Shutdown::Read);
+        }
     }
 
     /// A handler's answer: queue it, write it, wake the connection thread.
@@ -120,8 +140,75 @@ impl Conn {
             let _ = st.core.send_response(id, result);
         }
         self.flush();
-        lock(&self.state).generation += 1;
-        self.changed.notify_all();
+        self.changed_after_answer();
+    }
+
+    /// A stream handler's message: queue it (writing out the queue first
+    /// while it is full), then write it.
+    pub(crate) fn stream_send(&self, id: StreamId, payload: &[u8]) -> Result<(), SendError> {
+        loop {
+            let sent = lock(&self.state).core.send_data(id, payload);
+            match sent {
+                Ok(()) => break,
+                Err(SendError::TransmitQueueFull) => self.flush(),
+                Err(e) => return Err(e),
+            }
+        }
+        self.flush();
+        Ok(())
+    }
+
+    /// The next item the client sent on stream `id`, waiting for it.
+    /// `None` once the stream is unknown (finished here).
+    pub(crate) fn stream_recv(&self, id: StreamId) -> Option<StreamItem> {
+        let mut st = lock(&self.state);
+        loop {
+            if let Some(item) = st.core.recv_stream(id) {
+                // Taking an item may free the core's stream byte bound:
+                // let the reader decode again.
+                st.generation += 1;
+                drop(st);
+                self.changed.notify_all();
+                return Some(item);
+            }
+            if !st.core.has_stream(id) {
+                return None;
+            }
+            st = self
+                .changed
+                .wait(st)
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+        }
+    }
+
+    /// A stream handler finished: `None` as a successful streaming answer
+    /// (Data with remote-closed), else a final Response.
+    pub(crate) fn stream_finish(&self, id: StreamId, result: Option<Result<Bytes, Status>>) {
+        match result {
+            Some(result) => self.respond(id, result),
+            None => {
+                // Fails only if the stream or connection ended meanwhile.
+                let _ = lock(&self.state).core.close_send(id);
+                self.flush();
+                self.changed_after_answer();
+            }
+        }
+    }
+
+    /// The job for a decoded request: a stream handler's stream for a
+    /// stream opened on a streaming method, else a unary responder.
+    fn job(self: &Arc<Self>, req: IncomingRequest, registry: &Registry) -> Job {
+        if req.is_stream() && registry.is_stream_method(&req.service, &req.method) {
+            let io = StdStreamIo {
+                conn: Arc::clone(self),
+                id: req.id,
+            };
+            let stream = ServerStream::new(req.id, Box::new(io));
+            Job::Stream(req, stream)
+        } else {
+            let responder = self.responder(req.id);
+            Job::Unary(req, responder)
+        }
     }
 
     fn responder(self: &Arc<Self>, id: StreamId) -> Responder {
@@ -134,6 +221,54 @@ impl Conn {
                 }
             }),
         )
+    }
+}
+
+impl ConnState {
+    /// Whether the reader should keep reading: the connection is open and,
+    /// during a graceful shutdown, a stream still waits for the client's
+    /// messages.
+    fn reading(&self) -> bool {
+        !self.core.is_closed() && (!self.draining || self.core.awaits_client())
+    }
+}
+
+/// Work for a handler: a unary request or a stream.
+enum Job {
+    Unary(IncomingRequest, Responder),
+    Stream(IncomingRequest, ServerStream),
+}
+
+impl Job {
+    fn run(self, registry: &Registry) {
+        match self {
+            Self::Unary(req, responder) => {
+                registry.dispatch(req, responder);
+            }
+            Self::Stream(req, stream) => {
+                registry.dispatch_stream(req, stream);
+            }
+        }
+    }
+
+    /// Runs a stream job on a thread of its own (no handler pool: a
+    /// stream handler must not block the reader); anything else here.
+    fn run_alone(self, registry: &Arc<Registry>) {
+        if let Self::Stream(..) = self {
+            let registry = Arc::clone(registry);
+            let job = std::sync::Mutex::new(Some(self));
+            let spawned = thread::Builder::new()
+                .name("ttrpc-stream".into())
+                .spawn(move || {
+                    if let Some(job) = lock(&job).take() {
+                        job.run(&registry);
+                    }
+                });
+            // A failed spawn drops the job: its stream answers `Internal`.
+            drop(spawned);
+        } else {
+            self.run(registry);
+        }
     }
 }
 
@@ -185,20 +320,34 @@ enum Exit {
 /// The reader's loop: decode, dispatch, write, read. Handlers run inline
 /// while a pool worker watches for a stall (see [`Pool`]); otherwise they
 /// go to the pool. `epoch` is this reader's tenure in the pool.
-fn read_loop(conn: &Arc<Conn>, registry: &Registry, pool: Option<&Arc<Pool>>, epoch: u64) -> Exit {
+fn read_loop(
+    conn: &Arc<Conn>,
+    registry: &Arc<Registry>,
+    pool: Option<&Arc<Pool>>,
+    epoch: u64,
+) -> Exit {
     let mut buf = vec![0u8; READ_CHUNK];
     let mut requests: Vec<IncomingRequest> = Vec::new();
     loop {
         // 1. Take what the core decoded.
         let (done, wants_read, due, seen) = {
             let mut st = lock(&conn.state);
+            let mut wake_streams = false;
             while let Some(event) = st.core.poll_event() {
-                if let ServerEvent::Request(req) = event {
-                    requests.push(req);
+                match event {
+                    ServerEvent::Request(req) => requests.push(req),
+                    ServerEvent::StreamReadable { .. } | ServerEvent::Closed { .. } => {
+                        wake_streams = true;
+                    }
+                    _ => {}
                 }
             }
+            if wake_streams {
+                // Stream handlers wait in `recv` on this condition.
+                conn.changed.notify_all();
+            }
             (
-                st.core.is_closed() || st.draining,
+                !st.reading(),
                 st.core.wants_read(),
                 st.core.poll_timeout(),
                 st.generation,
@@ -208,8 +357,7 @@ fn read_loop(conn: &Arc<Conn>, registry: &Registry, pool: Option<&Arc<Pool>>, ep
         match pool {
             None => {
                 for req in requests.drain(..) {
-                    let responder = conn.responder(req.id);
-                    registry.dispatch(req, responder);
+                    conn.job(req, registry).run_alone(registry);
                 }
             }
             Some(pool) => {
@@ -226,12 +374,27 @@ fn read_loop(conn: &Arc<Conn>, registry: &Registry, pool: Option<&Arc<Pool>>, ep
         if !wants_read {
             // Backpressure: a bound holds decoding back until an answer
             // frees room. Wait for any change, then decode again.
+            // (A stream stall timer may end the pause.)
             let mut st = lock(&conn.state);
-            while st.generation == seen && !st.core.is_closed() && !st.draining {
-                st = conn
-                    .changed
-                    .wait(st)
-                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+            while st.generation == seen && st.reading() {
+                st = match due {
+                    None => conn
+                        .changed
+                        .wait(st)
+                        .unwrap_or_else(std::sync::PoisonError::into_inner),
+                    Some(at) => {
+                        let left = at.saturating_duration_since(Instant::now());
+                        let (mut st, timeout) = conn
+                            .changed
+                            .wait_timeout(st, left)
+                            .unwrap_or_else(std::sync::PoisonError::into_inner);
+                        if timeout.timed_out() {
+                            st.core.handle_timeout(Instant::now());
+                            st.generation += 1;
+                        }
+                        st
+                    }
+                };
             }
             continue;
         }
@@ -321,9 +484,9 @@ struct Pool {
 
 #[derive(Default)]
 struct PoolState {
-    queue: VecDeque<(IncomingRequest, Responder)>,
+    queue: VecDeque<Job>,
     /// The reader's decoded batch, not yet run or handed out.
-    backlog: VecDeque<(IncomingRequest, Responder)>,
+    backlog: VecDeque<Job>,
     workers: usize,
     running: usize,
     closed: bool,
@@ -365,10 +528,11 @@ impl Pool {
             return false;
         }
         let mut st = lock(&self.state);
-        st.backlog.extend(requests.drain(..).map(|req| {
-            let responder = self.conn.responder(req.id);
-            (req, responder)
-        }));
+        st.backlog.extend(
+            requests
+                .drain(..)
+                .map(|req| self.conn.job(req, &self.registry)),
+        );
         loop {
             if st.reader_epoch != epoch {
                 return true;
@@ -376,18 +540,25 @@ impl Pool {
             if !st.watching || !st.queue.is_empty() || st.closed {
                 let jobs = std::mem::take(&mut st.backlog);
                 drop(st);
-                for (req, responder) in jobs {
-                    self.submit(req, responder);
+                for job in jobs {
+                    self.submit(job);
                 }
                 return false;
             }
-            let Some((req, responder)) = st.backlog.pop_front() else {
+            let Some(job) = st.backlog.pop_front() else {
                 return false;
             };
+            if let Job::Stream(..) = job {
+                // A stream handler waits for the client: never inline.
+                drop(st);
+                self.submit(job);
+                st = lock(&self.state);
+                continue;
+            }
             st.inline_seq += 1;
             st.inline = Some(st.inline_seq);
             drop(st);
-            self.registry.dispatch(req, responder);
+            job.run(&self.registry);
             st = lock(&self.state);
             if st.reader_epoch != epoch {
                 return true;
@@ -396,14 +567,14 @@ impl Pool {
         }
     }
 
-    fn submit(self: &Arc<Self>, req: IncomingRequest, responder: Responder) {
+    fn submit(self: &Arc<Self>, job: Job) {
         let mut st = lock(&self.state);
         if st.closed {
             // The connection is finished: the dropped responder answers
             // into a closed core, which ignores it.
             return;
         }
-        st.queue.push_back((req, responder));
+        st.queue.push_back(job);
         let idle = st.workers - st.running;
         if idle >= st.queue.len() || st.workers >= self.max {
             drop(st);
@@ -427,8 +598,8 @@ impl Pool {
                     None
                 }
             };
-            if let Some((req, responder)) = job {
-                self.registry.dispatch(req, responder);
+            if let Some(job) = job {
+                job.run_alone(&self.registry);
             }
         }
     }
@@ -439,14 +610,14 @@ impl Pool {
         // Set after a quiet spell of watching; cleared by the next job.
         let mut rested = false;
         loop {
-            if let Some((req, responder)) = st.queue.pop_front() {
+            if let Some(job) = st.queue.pop_front() {
                 if watch.take().is_some() {
                     st.watching = false;
                 }
                 rested = false;
                 st.running += 1;
                 drop(st);
-                self.registry.dispatch(req, responder);
+                job.run(&self.registry);
                 st = lock(&self.state);
                 st.running -= 1;
                 continue;
@@ -497,8 +668,8 @@ impl Pool {
                     let epoch = st.reader_epoch;
                     let stranded = std::mem::take(&mut st.backlog);
                     drop(st);
-                    for (req, responder) in stranded {
-                        self.submit(req, responder);
+                    for job in stranded {
+                        self.submit(job);
                     }
                     if let Exit::Done = read_loop(&self.conn, &self.registry, Some(self), epoch) {
                         return;

@@ -34,6 +34,10 @@ pub enum Error {
         /// The configured maximum.
         max: u32,
     },
+    /// The stream is closed for sending: this side half-closed it, it is
+    /// server-streaming, or it already ended (e.g. the server answered).
+    #[error("stream {0} is closed for sending")]
+    StreamClosed(ttrpc_core::StreamId),
     /// Every stream id of this connection has been used: open a new one.
     #[error("stream ids exhausted: open a new connection")]
     StreamIdsExhausted,
@@ -87,6 +91,7 @@ impl Error {
             Self::Cancelled => Code::Cancelled,
             Self::Closed(_) | Self::ShutDown | Self::Io { .. } => Code::Unavailable,
             Self::TooLarge { .. } | Self::StreamIdsExhausted => Code::ResourceExhausted,
+            Self::StreamClosed(_) => Code::FailedPrecondition,
             Self::Decode(_) | Self::Protocol(_) => Code::Internal,
             Self::InvalidAddress { .. }
             | Self::AddrInUse(_)
@@ -136,6 +141,7 @@ impl From<SendError> for Error {
             SendError::Closed(c) => Self::Closed(c),
             SendError::StreamIdsExhausted => Self::StreamIdsExhausted,
             SendError::TooLarge { len, max } => Self::TooLarge { len, max },
+            SendError::UnknownStream(id) | SendError::StreamClosed(id) => Self::StreamClosed(id),
             other => Self::Protocol(other.to_string()),
         }
     }

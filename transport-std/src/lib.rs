@@ -38,6 +38,70 @@
 //! # Ok::<(), ttrpc_std::Error>(())
 //! ```
 //!
+//! # Streams
+//!
+//! ttrpc 1.2 streams (client-streaming, server-streaming, bidirectional)
+//! block like calls do. A client opens one with [`Client::open_stream`]
+//! and gets a [`ClientStream`]: `send` (waits while the connection's
+//! transmit queue is full: ttrpc has no flow control, so that is the only
+//! back-pressure), `close_send`, `recv` (waits for the next message,
+//! `Ok(None)` at the end; a waiting `recv` reads for everyone, as a
+//! waiting call does). A server registers a stream handler with
+//! [`Registry::register_stream`]; it runs on a handler thread with a
+//! [`ServerStream`] to `recv`, `send`, and finish with `close` (streaming
+//! answer) or `respond` (a final Response: a client-streaming call's
+//! answer, or an error).
+//!
+//! ```
+//! use std::time::Duration;
+//! use ttrpc_std::{CallOptions, Client, Registry, Server, ServerStream, StreamKind};
+//!
+//! let mut registry = Registry::new();
+//! // Bidirectional: answer each message with its length, until the client
+//! // half-closes.
+//! registry.register_stream("demo.Lengths", "Measure", |_req, mut stream: ServerStream| {
+//!     while let Ok(Some(message)) = stream.recv() {
+//!         if stream.send(&(message.len() as u32).to_le_bytes()).is_err() {
+//!             return; // the connection ended; dropping the stream is fine
+//!         }
+//!     }
+//!     stream.close();
+//! });
+//! let server = Server::new(registry)?;
+//! let path = std::env::temp_dir().join(format!("ttrpc-std-stream-doc-{}.sock", std::process::id()));
+//! let listener = ttrpc_std::Address::Path(path.clone()).bind()?;
+//! let serving = std::thread::spawn({
+//!     let server = server.clone();
+//!     move || server.serve(listener)
+//! });
+//!
+//! let client = Client::connect(path.to_str().unwrap())?;
+//! let options = CallOptions::with_timeout(Duration::from_secs(5));
+//! let stream = client.open_stream("demo.Lengths", "Measure", StreamKind::Bidirectional, b"", &options)?;
+//! for word in ["a", "stream", "of", "words"] {
+//!     stream.send(word.as_bytes())?;
+//!     let answer = stream.recv()?.expect("one answer per message");
+//!     assert_eq!(u32::from_le_bytes(answer[..].try_into().unwrap()), word.len() as u32);
+//! }
+//! stream.close_send()?;
+//! assert_eq!(stream.recv()?, None); // the server closed: the end
+//!
+//! drop((stream, client));
+//! assert!(server.shutdown(Duration::from_secs(5)));
+//! serving.join().unwrap()?;
+//! # Ok::<(), ttrpc_std::Error>(())
+//! ```
+//!
+//! A stream handler blocks in `recv` until the client sends, so it never
+//! holds the connection's reader: with handler threads it runs on one
+//! (inline handlers are displaced as any blocking handler is), and with
+//! `max_concurrent_handlers = 1` each stream handler gets a
+//! `ttrpc-stream` thread of its own. A peer that vanishes mid-stream ends
+//! the stream with [`Error::Closed`] on the client and
+//! `CallError::ConnectionClosed` in the handler. Graceful shutdown keeps
+//! reading a connection while a stream still waits for the client's
+//! messages.
+//!
 //! # Addresses
 //!
 //! [`Address`] is shared with `ttrpc-mio`: `unix://PATH`, `@NAME`
@@ -58,6 +122,7 @@
 //! | `ttrpc-client-reader` | one per [`Client`]; reads only while no call waits | until the client is dropped (joined) or its connection ends |
 //! | `ttrpc-conn` | one per served connection | until the connection closes (it may serve as a handler worker after a worker took over reading) |
 //! | `ttrpc-handler` | per connection, up to [`ServerConfig::max_concurrent_handlers`] (default 16), spawned on demand | exits after 5 s idle or when its connection ends |
+//! | `ttrpc-stream` | one per open stream, only with `max_concurrent_handlers = 1` | until its stream handler returns |
 //!
 //! [`Server::serve`] runs its accept loop on the calling thread. With
 //! `max_concurrent_handlers = 1` handlers run inline on `ttrpc-conn`.
@@ -104,7 +169,8 @@
 //! the accept loop waits on a condition variable until a connection ends;
 //! after `EMFILE`/`ENFILE` it backs off 1 ms doubling to 1 s. Shutdown
 //! wakes the accept loop through `poll(2)` on a socket pair, and a
-//! connection blocked in `read` with `shutdown(SHUT_RD)`.
+//! connection blocked in `read` with `shutdown(SHUT_RD)` — once no open
+//! stream still waits for the client's messages.
 //!
 //! A handler that panics is caught by the core's dispatch and answered
 //! `Internal`; the connection and server go on (the workspace's release
@@ -124,6 +190,7 @@ mod connection;
 mod creds;
 mod error;
 mod server;
+mod stream;
 mod wire;
 
 pub use address::{Address, Listener};
@@ -131,7 +198,8 @@ pub use client::{Canceller, Client, PendingCall};
 pub use creds::{CredentialCheck, PeerCred, UidGid};
 pub use error::Error;
 pub use server::{Server, ServerConfig, ServerStats};
+pub use stream::ClientStream;
 pub use ttrpc_core::{
     self as core, CallOptions, Code, Config, ConnectionError, IncomingRequest, Metadata, Registry,
-    Responder, Status,
+    Responder, ServerStream, Status, StreamKind,
 };
