@@ -11,6 +11,7 @@ use mio::net::UnixStream;
 use mio::{Interest, Token};
 use ttrpc_core::{
     CallOptions, ClientConnection, ClientEvent, Config, ConnectionError, Stats, StreamId,
+    StreamItem, StreamKind,
 };
 use ttrpc_std::Address;
 
@@ -22,6 +23,19 @@ const READ_CHUNK: usize = 64 * 1024;
 
 /// A call's end: its stream id and its answer or error.
 pub type Completion = (StreamId, Result<Bytes, Error>);
+
+/// What happened to the client's streams; collect with
+/// [`Client::poll_stream_event`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StreamEvent {
+    /// Stream `id` has items: take them with [`Client::recv`] until it
+    /// returns `None`; only then is the stream reported again.
+    Readable(StreamId),
+    /// A [`Client::send`] returned [`Error::Busy`] earlier and the
+    /// transmit queue has drained: send again. Reported once per `Busy`.
+    Writable,
+}
 
 /// A ttrpc client connection driven from the caller's `mio` loop.
 ///
@@ -39,6 +53,9 @@ pub struct Client {
     readable: bool,
     buf: Vec<u8>,
     completions: VecDeque<Completion>,
+    stream_events: VecDeque<StreamEvent>,
+    /// A stream send was refused for a full transmit queue.
+    want_writable: bool,
     closed: Option<ConnectionError>,
 }
 
@@ -99,6 +116,8 @@ impl Client {
             readable: true,
             buf: Vec::new(),
             completions: VecDeque::new(),
+            stream_events: VecDeque::new(),
+            want_writable: false,
             closed: None,
         })
     }
@@ -124,10 +143,105 @@ impl Client {
         Ok(id)
     }
 
+    /// Opens a stream (ttrpc 1.2) and writes what the socket takes now.
+    /// `payload` is the request message of a server-streaming call; for
+    /// client-streaming and bidirectional calls it is an optional first
+    /// message (empty = none). Then [`Self::send`], [`Self::close_send`],
+    /// and [`Self::recv`] after each [`StreamEvent::Readable`].
+    /// `options.timeout` bounds the whole stream. A peer without streams
+    /// (ttrpc < 1.2) ends it with `Unimplemented`.
+    ///
+    /// # Errors
+    /// As [`Self::call`].
+    pub fn open_stream(
+        &mut self,
+        service: &str,
+        method: &str,
+        kind: StreamKind,
+        payload: &[u8],
+        options: &CallOptions,
+    ) -> Result<StreamId, Error> {
+        let id = self
+            .core
+            .open_stream(Instant::now(), service, method, kind, payload, options)?;
+        self.drive(Instant::now());
+        Ok(id)
+    }
+
+    /// Sends one message on a stream whose client side sends, and writes
+    /// what the socket takes now. Never blocks: while the transmit queue is
+    /// full (the server is not reading) it returns [`Error::Busy`] and
+    /// queues nothing; [`StreamEvent::Writable`] says when to retry.
+    ///
+    /// # Errors
+    /// [`Error::Busy`]; [`Error::StreamClosed`] after [`Self::close_send`],
+    /// on a server-streaming call or once the stream ended;
+    /// [`Error::TooLarge`]; [`Error::Closed`].
+    pub fn send(&mut self, id: StreamId, payload: &[u8]) -> Result<(), Error> {
+        match self.core.send_data(id, payload) {
+            Ok(()) => {
+                self.drive(Instant::now());
+                Ok(())
+            }
+            Err(e) => {
+                let e = Error::from(e);
+                if matches!(e, Error::Busy) {
+                    self.want_writable = true;
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Half-closes a stream: the server sees the end of the client's
+    /// messages; answers keep arriving.
+    ///
+    /// # Errors
+    /// As [`Self::send`], except `Busy` and the size limit.
+    pub fn close_send(&mut self, id: StreamId) -> Result<(), Error> {
+        self.core.close_send(id)?;
+        self.drive(Instant::now());
+        Ok(())
+    }
+
+    /// Takes the next item received on stream `id`: a message, then one
+    /// [`StreamItem::End`] (`Ok` when the server finished normally; the
+    /// error converts with `Error::from`). `None` when nothing waits;
+    /// [`StreamEvent::Readable`] says when to try again. Taking messages
+    /// keeps the stream within its receive bound
+    /// ([`Config::stream_queue_len`]; a stream left full for
+    /// [`Config::stream_stall_timeout`] fails with `ResourceExhausted`).
+    pub fn recv(&mut self, id: StreamId) -> Option<StreamItem> {
+        let item = self.core.recv_stream(id)?;
+        if !self.core.wants_read() {
+            // Decoding may have paused at the streams' byte bound.
+            self.drive(Instant::now());
+        }
+        Some(item)
+    }
+
+    /// The next stream event.
+    #[must_use]
+    pub fn poll_stream_event(&mut self) -> Option<StreamEvent> {
+        self.stream_events.pop_front()
+    }
+
     /// Cancels a call: it completes at once with [`Error::Cancelled`] and
     /// its late answer is dropped (the server is not told: ttrpc has no
     /// cancel frame). Returns whether the call was pending.
+    ///
+    /// On a stream: a client side still sending is half-closed first (so a
+    /// server waiting for messages sees their end), then items not yet
+    /// taken and later ones are dropped; no completion is reported.
     pub fn cancel(&mut self, id: StreamId) -> bool {
+        if self.core.has_stream(id) {
+            let closed = self.core.close_send(id).is_ok();
+            let pending = self.core.abandon(id);
+            if closed {
+                self.drive(Instant::now());
+            }
+            return pending;
+        }
         let pending = self.core.abandon(id);
         if pending {
             self.completions.push_back((id, Err(Error::Cancelled)));
@@ -198,9 +312,11 @@ impl Client {
     }
 
     /// Closes the connection: pending calls complete with
-    /// [`Error::Closed`].
+    /// [`Error::Closed`], open streams end with that error, and the socket
+    /// is shut down so the peer sees the end at once.
     pub fn close(&mut self) {
         self.core.close(ConnectionError::LocallyClosed);
+        let _ = self.sock.shutdown(std::net::Shutdown::Both);
         self.drive(Instant::now());
     }
 
@@ -247,6 +363,10 @@ impl Client {
                 break;
             }
         }
+        if self.want_writable && !self.core.wants_write() {
+            self.want_writable = false;
+            self.stream_events.push_back(StreamEvent::Writable);
+        }
         self.update_interest();
     }
 
@@ -259,6 +379,9 @@ impl Client {
                 ClientEvent::Response { id, result } => {
                     self.completions
                         .push_back((id, result.map_err(Error::from)));
+                }
+                ClientEvent::StreamReadable { id } => {
+                    self.stream_events.push_back(StreamEvent::Readable(id));
                 }
                 ClientEvent::Closed { reason } => self.closed = Some(reason),
                 _ => {}

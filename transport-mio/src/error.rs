@@ -30,10 +30,15 @@ pub enum Error {
         /// The configured maximum.
         max: u32,
     },
-    /// The client's transmit queue is at its bound (the server is not
-    /// reading): let the loop flush, then retry.
+    /// The transmit queue is at its bound (the peer is not reading): let
+    /// the loop flush, then retry (a client's stream gets
+    /// `StreamEvent::Writable`, a server stream `on_writable`).
     #[error("transmit queue is full")]
     Busy,
+    /// The stream is closed for sending: this side half-closed it, it is
+    /// server-streaming, or it already ended.
+    #[error("stream {0} is closed for sending")]
+    StreamClosed(ttrpc_core::StreamId),
     /// Every stream id of this connection has been used: open a new one.
     #[error("stream ids exhausted: open a new connection")]
     StreamIdsExhausted,
@@ -80,6 +85,7 @@ impl Error {
                 Code::ResourceExhausted
             }
             Self::Decode(_) | Self::Protocol(_) => Code::Internal,
+            Self::StreamClosed(_) => Code::FailedPrecondition,
             Self::Address(e) => e.code(),
             Self::Tokens { .. } => Code::InvalidArgument,
         }
@@ -121,6 +127,7 @@ impl From<SendError> for Error {
             SendError::StreamIdsExhausted => Self::StreamIdsExhausted,
             SendError::TooLarge { len, max } => Self::TooLarge { len, max },
             SendError::TransmitQueueFull => Self::Busy,
+            SendError::UnknownStream(id) | SendError::StreamClosed(id) => Self::StreamClosed(id),
             other => Self::Protocol(other.to_string()),
         }
     }

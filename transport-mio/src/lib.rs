@@ -65,6 +65,55 @@
 //! per `Poll`: a caller with a waker of its own (or a second server) passes
 //! it to [`Server::with_waker`] instead.
 //!
+//! # Streams
+//!
+//! ttrpc 1.2 streams follow the same loop, with nothing that blocks:
+//!
+//! - **Client**: [`Client::open_stream`] returns the stream's id;
+//!   [`Client::send`] queues a message and returns [`Error::Busy`] (queuing
+//!   nothing) while the transmit queue is full, after which
+//!   [`StreamEvent::Writable`] says when to send again;
+//!   [`Client::close_send`] half-closes; [`StreamEvent::Readable`] (from
+//!   [`Client::poll_stream_event`]) says a stream has items to take with
+//!   [`Client::recv`]: messages, then one [`StreamItem::End`].
+//!   [`Client::cancel`] forgets a stream (half-closing it first).
+//! - **Server**: [`Server::register_stream`] maps a method to an opener
+//!   that makes a [`StreamSession`] per stream. The loop calls
+//!   [`StreamSession::on_readable`] when the stream opens and whenever the
+//!   client's messages arrive, and [`StreamSession::on_writable`] after a
+//!   [`StreamCtx::send`] said `Busy` and the queue drained; the session
+//!   finishes with [`StreamCtx::close`] (a streaming answer) or
+//!   [`StreamCtx::respond`] (a final Response).
+//!
+//! ```
+//! use ttrpc_mio::{StreamCtx, StreamItem, StreamSession};
+//!
+//! /// Answers each message with its length until the client half-closes.
+//! struct Lengths;
+//!
+//! impl StreamSession for Lengths {
+//!     fn on_readable(&mut self, stream: &mut StreamCtx<'_>) {
+//!         while let Some(item) = stream.recv() {
+//!             match item {
+//!                 StreamItem::Message(m) => {
+//!                     // A real session would keep unsent answers for
+//!                     // on_writable when this says Busy.
+//!                     let _ = stream.send(&(m.len() as u32).to_le_bytes());
+//!                 }
+//!                 StreamItem::End(Ok(())) => return stream.close(),
+//!                 StreamItem::End(Err(_)) => return, // the client is gone
+//!             }
+//!         }
+//!     }
+//! }
+//! // server.register_stream("demo.Lengths", "Measure", |_req| Box::new(Lengths));
+//! ```
+//!
+//! A peer that vanishes mid-stream ends the stream with
+//! `ConnectionClosed` on either side. Receive bounds are the core's
+//! ([`Config::stream_queue_len`], [`Config::stream_stall_timeout`],
+//! [`Config::max_stream_bytes`]); `poll_timeout` includes the stall timers.
+//!
 //! # Server behaviour
 //!
 //! - Readiness is edge-triggered: sockets are read until `WouldBlock`
@@ -103,14 +152,16 @@ mod error;
 mod handle;
 mod io;
 mod server;
+mod stream;
 
-pub use client::{Client, Completion};
+pub use client::{Client, Completion, StreamEvent};
 pub use config::{Executor, Job, ServerConfig, ServerStats};
 pub use error::Error;
 pub use handle::ServerHandle;
 pub use server::{READ_CHUNK, Server};
+pub use stream::{StreamCtx, StreamOpener, StreamSession};
 pub use ttrpc_core::{
     self as core, CallOptions, Code, Config, ConnectionError, IncomingRequest, Metadata, Registry,
-    Responder, Status, StreamId,
+    Responder, Status, StreamId, StreamItem, StreamKind,
 };
 pub use ttrpc_std::{Address, CredentialCheck, PeerCred, UidGid};

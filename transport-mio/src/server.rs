@@ -1,7 +1,7 @@
 //! The server: a listener and many connections, driven from the caller's
 //! `mio` loop on one thread.
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt;
 use std::ops::Range;
 use std::sync::atomic::Ordering;
@@ -15,12 +15,13 @@ use mio::net::{UnixListener, UnixStream};
 use mio::{Events, Interest, Poll, Token, Waker};
 use nix::errno::Errno;
 use ttrpc_core::{
-    ConnectionError, IncomingRequest, Registry, Responder, ServerConnection, ServerEvent,
+    ConnectionError, IncomingRequest, Registry, Responder, ServerConnection, ServerEvent, StreamId,
 };
 use ttrpc_std::{Address, Listener};
 
 use crate::error::Error;
 use crate::io::{self, Outcome};
+use crate::stream::{self as streams, Callback, Session, StreamOpener, StreamSession};
 
 /// Bytes read per `read` call into the server's one shared buffer
 /// (allocated at the first read).
@@ -50,6 +51,19 @@ struct Conn {
     queued: bool,
     /// `core.buffered_bytes()` as counted in the shared total.
     accounted: usize,
+    /// Stream sessions of this connection, by stream id.
+    sessions: BTreeMap<StreamId, Session>,
+}
+
+impl Conn {
+    /// Runs one callback of stream `id`'s session, if it has one.
+    fn run_session(&mut self, id: StreamId, callback: Callback) {
+        if let Some(session) = self.sessions.remove(&id) {
+            if let Some(session) = streams::run(&mut self.core, id, session, callback) {
+                self.sessions.insert(id, session);
+            }
+        }
+    }
 }
 
 /// A ttrpc server driven from the caller's `mio` loop (see the crate docs).
@@ -59,6 +73,8 @@ struct Conn {
 /// range also caps the connections).
 pub struct Server {
     registry: Arc<Registry>,
+    /// Stream methods: (service, method) → session opener.
+    stream_methods: BTreeMap<(String, String), StreamOpener>,
     config: ServerConfig,
     mio: mio::Registry,
     shared: Arc<Shared>,
@@ -204,6 +220,7 @@ impl Server {
         let max_conns = config.max_connections.min(tokens.len() - 2);
         Ok(Self {
             registry: handlers,
+            stream_methods: BTreeMap::new(),
             config,
             mio,
             shared: Arc::new(Shared {
@@ -230,6 +247,27 @@ impl Server {
             shutdown_deadline: None,
             stats: ServerStats::default(),
         })
+    }
+
+    /// Registers a streaming method (client-streaming, server-streaming or
+    /// bidirectional): for each stream a client opens on it, `open` makes a
+    /// [`StreamSession`] that the loop calls back as the client's messages
+    /// arrive (see [`StreamCtx`](crate::StreamCtx)). Sessions run on the
+    /// loop thread, also when [`ServerConfig::executor`] is set. As in Go,
+    /// the registration decides: a unary request for this method goes to
+    /// the unary registry (`Unimplemented` unless registered there too).
+    pub fn register_stream<F>(
+        &mut self,
+        service: impl Into<String>,
+        method: impl Into<String>,
+        open: F,
+    ) -> &mut Self
+    where
+        F: Fn(&IncomingRequest) -> Box<dyn StreamSession> + Send + 'static,
+    {
+        self.stream_methods
+            .insert((service.into(), method.into()), Box::new(open));
+        self
     }
 
     /// A handle for other threads (shutdown requests).
@@ -557,8 +595,22 @@ impl Server {
             }
             while let Some(event) = conn.core.poll_event() {
                 progress = true;
-                if let ServerEvent::Request(req) = event {
-                    self.dispatch(slot, conn.uid, req);
+                match event {
+                    ServerEvent::Request(req) => {
+                        let key = (req.service.clone(), req.method.clone());
+                        match self.stream_methods.get(&key) {
+                            Some(open) if req.is_stream() => {
+                                let session = Session::new(open(&req));
+                                conn.sessions.insert(req.id, session);
+                                conn.run_session(req.id, Callback::Readable);
+                            }
+                            _ => self.dispatch(slot, conn.uid, req),
+                        }
+                    }
+                    ServerEvent::StreamReadable { id } => {
+                        conn.run_session(id, Callback::Readable);
+                    }
+                    _ => {}
                 }
             }
             let replies = std::mem::take(&mut lock(&self.shared).replies);
@@ -579,6 +631,19 @@ impl Server {
                         progress = true;
                         break;
                     }
+                }
+            }
+            if !conn.core.wants_write() {
+                // The transmit queue drained: sessions told `Busy` resume.
+                let waiting: Vec<StreamId> = conn
+                    .sessions
+                    .iter()
+                    .filter(|(_, s)| s.wants_writable())
+                    .map(|(id, _)| *id)
+                    .collect();
+                for id in waiting {
+                    progress = true;
+                    conn.run_session(id, Callback::Writable);
                 }
             }
             if !progress {
@@ -726,6 +791,7 @@ impl Server {
             timer: None,
             queued: false,
             accounted: 0,
+            sessions: BTreeMap::new(),
         });
         self.shared.active.fetch_add(1, Ordering::Relaxed);
         if slot == self.conns.len() {
