@@ -62,3 +62,48 @@ fn mio_client_against_mio_server() {
     let c = LoopClient::connect(&format!("unix://{}", ours.socket.display()));
     interop::run_client_cases(&c);
 }
+
+#[test]
+fn a_mio_stream_against_go_1_1_1_fails_with_unimplemented() {
+    use mio::{Events, Poll, Token};
+    use std::time::Instant;
+    use ttrpc_mio::{CallOptions, Client, Code, Config, Error, StreamItem, StreamKind};
+    if !peer_available("a_mio_stream_against_go_1_1_1_fails_with_unimplemented") {
+        return;
+    }
+    let peer = PeerServer::start(false).expect("Go peer server");
+    let mut poll = Poll::new().expect("poll");
+    let address = format!("unix://{}", peer.socket().display());
+    let mut client =
+        Client::connect(&address, Config::default(), poll.registry(), Token(1)).expect("connect");
+    let options = CallOptions::with_timeout(Duration::from_secs(10));
+    let id = client
+        .open_stream(
+            ttrpc_testkit::SERVICE,
+            "Chat",
+            StreamKind::Bidirectional,
+            b"",
+            &options,
+        )
+        .expect("open");
+    let mut events = Events::with_capacity(8);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let item = loop {
+        if let Some(item) = client.recv(id) {
+            break item;
+        }
+        assert!(Instant::now() < deadline, "no answer from the Go peer");
+        poll.poll(&mut events, Some(Duration::from_millis(50)))
+            .expect("poll");
+        for event in &events {
+            client.handle_event(event);
+        }
+        client.handle_timeout(Instant::now());
+    };
+    let StreamItem::End(Err(e)) = item else {
+        panic!("{item:?}")
+    };
+    let e = Error::from(e);
+    assert_eq!(e.code(), Code::Unimplemented);
+    assert_eq!(e.to_string(), "Unimplemented: method Chat");
+}

@@ -190,3 +190,33 @@ fn credential_check_refuses_another_uid() {
     assert!(out.contains("permission denied"), "{out}");
     assert_eq!(ours.server.stats().refused, 1, "never reached accept");
 }
+
+#[test]
+fn a_stream_against_go_1_1_1_fails_with_unimplemented() {
+    if !peer_available("a_stream_against_go_1_1_1_fails_with_unimplemented") {
+        return;
+    }
+    let peer = PeerServer::start(false).expect("Go peer server");
+    let client = Client::connect(&format!("unix://{}", peer.socket().display())).expect("connect");
+    let options = CallOptions::with_timeout(Duration::from_secs(10));
+    for kind in [
+        ttrpc_std::StreamKind::ClientStreaming,
+        ttrpc_std::StreamKind::ServerStreaming,
+        ttrpc_std::StreamKind::Bidirectional,
+    ] {
+        // Go 1.1.1 has no streams: it ignores the flags, looks the method
+        // up among its unary ones and answers `Unimplemented` at once.
+        let stream = client
+            .open_stream(SERVICE, "Chat", kind, b"", &options)
+            .expect("open");
+        let err = stream.recv().expect_err("no streams in Go 1.1.1");
+        assert_eq!(err.code(), ttrpc_std::Code::Unimplemented, "{kind:?}");
+        assert_eq!(err.to_string(), "Unimplemented: method Chat");
+    }
+    // Unary calls on the same connection are unaffected.
+    // (A BytesValue{value: "hi"}.)
+    let answer = client
+        .call_raw(SERVICE, "Echo", b"\x0a\x02hi", &options)
+        .expect("unary");
+    assert_eq!(&answer[..], b"\x0a\x02hi");
+}
