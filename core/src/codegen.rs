@@ -9,14 +9,27 @@
 //! | `pub const NAME_SERVICE: &str` | the ttrpc service name, `"package.Name"` |
 //! | `pub struct NameClient<C>` | a client stub over any [`UnaryCall`](crate::stub::UnaryCall) `C` (e.g. `ttrpc_std::Client` or `&Client`): `new(inner)`, `with_service(inner, name)` (the same messages under another service name, e.g. a wire-identical v3 of a v2 service), and one method per rpc, `fn rpc(&self, &Req, &CallOptions) -> Result<Resp, C::Error>` |
 //! | `pub trait Name: Send + Sync + 'static` | the server side: one method per rpc, `fn rpc(&self, ctx: &IncomingRequest, req: Req, reply: Reply<Resp>)`; each defaults to answering `Unimplemented` (`method Rpc`), as Go's `UnimplementedNameServer` does. Keep the [`Reply`](crate::stub::Reply) to answer later from any thread (a shim's `Wait`) |
-//! | `pub fn register_name(&mut Registry, Arc<impl Name + ?Sized>)` | routes every rpc of the service on a [`Registry`](crate::Registry); a request that does not decode is answered `InvalidArgument` |
+//! | `pub fn register_name(&mut Registry, Arc<impl Name + ?Sized>)` | routes every rpc of the service on a [`Registry`](crate::Registry) (streaming rpcs with `register_stream`); a request that does not decode is answered `InvalidArgument` |
 //!
 //! Method names are prost-build's snake-case names (`CloseIO` →
 //! `close_io`); the ttrpc method name sent on the wire is the rpc's proto
 //! name. `google.protobuf.Empty` is mapped to `()` by prost-build, which
 //! encodes as an empty payload: `client.pause(&(), &opts)` returns
-//! `Result<(), _>`. Streaming rpcs are skipped (a comment says so): this
-//! engine is unary only.
+//! `Result<(), _>`.
+//!
+//! Streaming rpcs (ttrpc 1.2) get, on the client, a second `impl` block
+//! for transports implementing [`StreamCall`](crate::stub::StreamCall)
+//! (`ttrpc_std::Client`): `fn rpc(&self, &Req, &CallOptions)` for a
+//! server-streaming rpc and `fn rpc(&self, &CallOptions)` for
+//! client-streaming and bidirectional ones, each returning a
+//! [`TypedStream<C::Stream, Req, Resp>`](crate::stub::TypedStream)
+//! (`send`, `close_send`, `recv`, `close_and_recv`). On the server the
+//! trait gets `fn rpc(&self, ctx, req: Req, stream: ServerStreamOf<Req,
+//! Resp>)` (server-streaming) or `fn rpc(&self, ctx, stream)` (the
+//! others), registered with [`Registry::register_stream`](crate::Registry::register_stream);
+//! they run where the transport runs blocking stream handlers (a thread of
+//! their own in `ttrpc-std`) and default to `Unimplemented`. Unary output
+//! is the same with or without streaming rpcs in the service.
 //!
 //! # Use
 //!
@@ -146,19 +159,14 @@ impl ServiceGenerator for Generator {
             .filter(|m| !m.client_streaming && !m.server_streaming)
             .collect();
 
-        let _ = writeln!(buf, "/// The ttrpc service name of `{full}`.");
-        let _ = writeln!(buf, "pub const {konst}: &str = \"{full}\";");
-        for m in service
+        let streams: Vec<&Method> = service
             .methods
             .iter()
             .filter(|m| m.client_streaming || m.server_streaming)
-        {
-            let _ = writeln!(
-                buf,
-                "// `{full}/{}` is a streaming rpc: not generated (unary only).",
-                m.proto_name
-            );
-        }
+            .collect();
+
+        let _ = writeln!(buf, "/// The ttrpc service name of `{full}`.");
+        let _ = writeln!(buf, "pub const {konst}: &str = \"{full}\";");
 
         if self.client {
             let client = format!("{}Client", service.name);
@@ -211,6 +219,9 @@ impl ServiceGenerator for Generator {
                 );
             }
             let _ = writeln!(buf, "}}");
+            if !streams.is_empty() {
+                self.client_streams(buf, &full, &client, &streams);
+            }
         }
 
         if self.server {
@@ -237,6 +248,9 @@ impl ServiceGenerator for Generator {
                     proto = m.proto_name,
                 );
             }
+            for m in &streams {
+                self.server_stream_method(buf, &full, m);
+            }
             let _ = writeln!(buf, "}}");
             let _ = writeln!(
                 buf,
@@ -253,8 +267,109 @@ impl ServiceGenerator for Generator {
                     proto = m.proto_name,
                 );
             }
+            for m in &streams {
+                self.register_stream_method(buf, &konst, m);
+            }
             let _ = writeln!(buf, "    let _ = service;\n}}");
         }
+    }
+}
+
+/// The stream kind of a streaming rpc, as a path.
+fn kind(core: &str, m: &Method) -> String {
+    let k = match (m.client_streaming, m.server_streaming) {
+        (true, true) => "Bidirectional",
+        (true, false) => "ClientStreaming",
+        _ => "ServerStreaming",
+    };
+    format!("{core}::StreamKind::{k}")
+}
+
+impl Generator {
+    /// The client's stream methods, in an `impl` block of their own (for
+    /// transports implementing `StreamCall`).
+    fn client_streams(&self, buf: &mut String, full: &str, client: &str, streams: &[&Method]) {
+        let core = &self.core_path;
+        let _ = writeln!(buf, "impl<C: {core}::stub::StreamCall> {client}<C> {{");
+        for m in streams {
+            doc_lines(buf, "    ", &m.comments);
+            let stream = format!(
+                "{core}::stub::TypedStream<C::Stream, {}, {}>",
+                m.input_type, m.output_type
+            );
+            let kind = kind(core, m);
+            if m.client_streaming {
+                let what = if m.server_streaming {
+                    "bidirectional: `send` and `recv` in any order, `close_send` when done"
+                } else {
+                    "client-streaming: `send` each message, then `close_and_recv` for the answer"
+                };
+                let _ = writeln!(
+                    buf,
+                    "    /// Opens `{full}/{proto}` ({what}).\n    ///\n    /// # Errors\n    /// The transport's error before the stream is open.\n    pub fn {name}(&self, options: &{core}::CallOptions) -> ::core::result::Result<{stream}, C::Error> {{\n        {core}::stub::open(&self.inner, self.service, \"{proto}\", {kind}, None, options)\n    }}",
+                    name = m.name,
+                    proto = m.proto_name,
+                );
+            } else {
+                let _ = writeln!(
+                    buf,
+                    "    /// Opens `{full}/{proto}` (server-streaming: `recv` until `Ok(None)`).\n    ///\n    /// # Errors\n    /// The transport's error before the stream is open.\n    pub fn {name}(&self, request: &{input}, options: &{core}::CallOptions) -> ::core::result::Result<{stream}, C::Error> {{\n        {core}::stub::open(&self.inner, self.service, \"{proto}\", {kind}, Some(request), options)\n    }}",
+                    name = m.name,
+                    input = m.input_type,
+                    proto = m.proto_name,
+                );
+            }
+        }
+        let _ = writeln!(buf, "}}");
+    }
+
+    /// A server trait's method for a streaming rpc.
+    fn server_stream_method(&self, buf: &mut String, full: &str, m: &Method) {
+        let core = &self.core_path;
+        doc_lines(buf, "    ", &m.comments);
+        let stream = format!(
+            "{core}::stub::ServerStreamOf<{}, {}>",
+            m.input_type, m.output_type
+        );
+        if m.client_streaming {
+            let _ = writeln!(
+                buf,
+                "    /// Handles the stream `{full}/{proto}`: `stream.recv()` the client's messages, finish with `close` or `respond`. Runs on a thread of its own and may block.\n    fn {name}(&self, ctx: &{core}::IncomingRequest, stream: {stream}) {{\n        let _ = ctx;\n        stream.respond(::core::result::Result::Err({core}::stub::unimplemented(\"{proto}\")));\n    }}",
+                name = m.name,
+                proto = m.proto_name,
+            );
+        } else {
+            let _ = writeln!(
+                buf,
+                "    /// Handles the stream `{full}/{proto}`: `stream.send` answers, finish with `close` (or `respond` with an error). Runs on a thread of its own and may block.\n    fn {name}(&self, ctx: &{core}::IncomingRequest, request: {input}, stream: {stream}) {{\n        let _ = (ctx, request);\n        stream.respond(::core::result::Result::Err({core}::stub::unimplemented(\"{proto}\")));\n    }}",
+                name = m.name,
+                input = m.input_type,
+                proto = m.proto_name,
+            );
+        }
+    }
+
+    /// The `register_*` lines of a streaming rpc.
+    fn register_stream_method(&self, buf: &mut String, konst: &str, m: &Method) {
+        let core = &self.core_path;
+        let stream = format!(
+            "{core}::stub::ServerStreamOf<{}, {}>",
+            m.input_type, m.output_type
+        );
+        let body = if m.client_streaming {
+            format!("s.{}(&req, {core}::stub::ServerStreamOf::new(st));", m.name)
+        } else {
+            format!(
+                "{core}::stub::serve_stream(req, st, |ctx, m: {input}, st: {stream}| s.{name}(ctx, m, st));",
+                input = m.input_type,
+                name = m.name,
+            )
+        };
+        let _ = writeln!(
+            buf,
+            "    {{\n        let s = ::std::sync::Arc::clone(&service);\n        registry.register_stream({konst}, \"{proto}\", move |req: {core}::IncomingRequest, st: {core}::ServerStream| {{\n            {body}\n        }});\n    }}",
+            proto = m.proto_name,
+        );
     }
 }
 

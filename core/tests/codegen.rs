@@ -43,11 +43,47 @@ fn generates_client_server_trait_and_registration() {
         "pub fn register_echo_service<S: EchoService + ?Sized>(registry: &mut ::ttrpc_core::Registry, service: ::std::sync::Arc<S>) {",
         r#"registry.register(ECHO_SERVICE_SERVICE, "Ping","#,
         "/// Says it back.",
-        "`demo.echo.v1.EchoService/Watch` is a streaming rpc: not generated",
     ] {
         assert!(text.contains(want), "missing {want:?} in:\n{text}");
     }
-    assert!(!text.contains("fn watch("), "streaming rpc generated");
+}
+
+#[test]
+fn generates_typed_streams_for_each_kind() {
+    let text = generate(Generator::new());
+    for want in [
+        // Client: a second impl block, for transports that open streams.
+        "impl<C: ::ttrpc_core::stub::StreamCall> EchoServiceClient<C> {",
+        "pub fn watch(&self, request: &EchoRequest, options: &::ttrpc_core::CallOptions) -> ::core::result::Result<::ttrpc_core::stub::TypedStream<C::Stream, EchoRequest, EchoResponse>, C::Error> {",
+        r#"::ttrpc_core::stub::open(&self.inner, self.service, "Watch", ::ttrpc_core::StreamKind::ServerStreaming, Some(request), options)"#,
+        "pub fn upload(&self, options: &::ttrpc_core::CallOptions) -> ::core::result::Result<::ttrpc_core::stub::TypedStream<C::Stream, EchoRequest, EchoResponse>, C::Error> {",
+        r#"self.service, "Upload", ::ttrpc_core::StreamKind::ClientStreaming, None, options)"#,
+        "pub fn chat(&self, options: &::ttrpc_core::CallOptions)",
+        r#"self.service, "Chat", ::ttrpc_core::StreamKind::Bidirectional, None, options)"#,
+        "/// Takes many.",
+        // Server: stream methods on the trait, defaulting to Unimplemented.
+        "fn watch(&self, ctx: &::ttrpc_core::IncomingRequest, request: EchoRequest, stream: ::ttrpc_core::stub::ServerStreamOf<EchoRequest, EchoResponse>) {",
+        r#"stream.respond(::core::result::Result::Err(::ttrpc_core::stub::unimplemented("Watch")));"#,
+        "fn upload(&self, ctx: &::ttrpc_core::IncomingRequest, stream: ::ttrpc_core::stub::ServerStreamOf<EchoRequest, EchoResponse>) {",
+        "fn chat(&self, ctx: &::ttrpc_core::IncomingRequest, stream: ::ttrpc_core::stub::ServerStreamOf<EchoRequest, EchoResponse>) {",
+        // Registration: stream methods go to register_stream.
+        r#"registry.register_stream(ECHO_SERVICE_SERVICE, "Watch", move |req: ::ttrpc_core::IncomingRequest, st: ::ttrpc_core::ServerStream| {"#,
+        "::ttrpc_core::stub::serve_stream(req, st, |ctx, m: EchoRequest, st: ::ttrpc_core::stub::ServerStreamOf<EchoRequest, EchoResponse>| s.watch(ctx, m, st));",
+        r#"registry.register_stream(ECHO_SERVICE_SERVICE, "Upload","#,
+        "s.upload(&req, ::ttrpc_core::stub::ServerStreamOf::new(st));",
+        "s.chat(&req, ::ttrpc_core::stub::ServerStreamOf::new(st));",
+    ] {
+        assert!(text.contains(want), "missing {want:?} in:\n{text}");
+    }
+    // Unary methods stay in the UnaryCall block, streams out of it.
+    let unary_block = text
+        .split("impl<C: ::ttrpc_core::stub::UnaryCall> EchoServiceClient<C> {")
+        .nth(1)
+        .and_then(|rest| rest.split("impl<C: ::ttrpc_core::stub::StreamCall>").next())
+        .unwrap();
+    assert!(unary_block.contains("pub fn say("));
+    assert!(!unary_block.contains("pub fn watch("));
+    assert!(!text.contains(r#"registry.register(ECHO_SERVICE_SERVICE, "Watch""#));
 }
 
 #[test]

@@ -109,6 +109,12 @@
 //! // server.register_stream("demo.Lengths", "Measure", |_req| Box::new(Lengths));
 //! ```
 //!
+//! Blocking stream handlers registered on the [`Registry`]
+//! (`Registry::register_stream`, which generated server traits use) would
+//! block the loop, so this crate does not run them: a stream opened on such
+//! a method is answered `Unimplemented` (`method NAME`). Register a
+//! session opener with [`Server::register_stream`] instead.
+//!
 //! A peer that vanishes mid-stream ends the stream with
 //! `ConnectionClosed` on either side. Receive bounds are the core's
 //! ([`Config::stream_queue_len`], [`Config::stream_stall_timeout`],

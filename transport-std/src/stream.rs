@@ -296,3 +296,37 @@ impl StreamIo for StdStreamIo {
         self.conn.stream_finish(self.id, result);
     }
 }
+
+/// Lets generated stream stubs (`ttrpc-core`'s `codegen` feature) open
+/// streams through this client.
+impl ttrpc_core::stub::StreamCall for Client {
+    type Error = Error;
+    type Stream = ClientStream;
+
+    fn open_stream_raw(
+        &self,
+        service: &str,
+        method: &str,
+        kind: StreamKind,
+        payload: &[u8],
+        options: &CallOptions,
+    ) -> Result<ClientStream, Error> {
+        self.open_stream(service, method, kind, payload, options)
+    }
+}
+
+impl ttrpc_core::stub::RawStream for ClientStream {
+    type Error = Error;
+
+    fn send_raw(&self, payload: &[u8]) -> Result<(), Error> {
+        self.send(payload)
+    }
+
+    fn close_send(&self) -> Result<(), Error> {
+        Self::close_send(self)
+    }
+
+    fn recv_raw(&self) -> Result<Option<Bytes>, Error> {
+        self.recv()
+    }
+}
