@@ -18,6 +18,7 @@
 
 pub mod hostile;
 pub mod interop;
+pub mod streams;
 
 use std::fs;
 use std::io::{self, BufRead, BufReader, Read, Write};
