@@ -15,7 +15,7 @@ use crate::message::{Metadata, RequestParts, Response};
 use crate::recv::{RecvQueues, StreamItem};
 use crate::stream::{StreamId, StreamKind};
 use crate::timer::Deadlines;
-use crate::tx::TxQueue;
+use crate::tx::{SEGMENT_MIN, TxQueue};
 
 /// Per-call options: deadline and metadata.
 #[derive(Debug, Clone, Default)]
@@ -146,7 +146,35 @@ impl ClientConnection {
         options: &CallOptions,
     ) -> Result<StreamId, SendError> {
         let (id, deadline) =
-            self.queue_request(now, service, method, payload, options, Flags::NONE)?;
+            self.queue_request(now, service, method, payload, None, options, Flags::NONE)?;
+        self.calls.insert(id, Call { deadline });
+        Ok(id)
+    }
+
+    /// As [`Self::send_request`], with the payload as shared [`Bytes`]: a
+    /// large one (32 KiB or more) is queued as it is instead of copied into
+    /// the transmit queue ([`Self::take_transmit`] then hands it out as a
+    /// buffer of its own).
+    ///
+    /// # Errors
+    /// As [`Self::send_request`].
+    pub fn send_request_bytes(
+        &mut self,
+        now: Instant,
+        service: &str,
+        method: &str,
+        payload: &Bytes,
+        options: &CallOptions,
+    ) -> Result<StreamId, SendError> {
+        let (id, deadline) = self.queue_request(
+            now,
+            service,
+            method,
+            payload,
+            Some(payload),
+            options,
+            Flags::NONE,
+        )?;
         self.calls.insert(id, Call { deadline });
         Ok(id)
     }
@@ -178,7 +206,8 @@ impl ClientConnection {
             _ => Flags::REMOTE_OPEN,
         };
         self.queues.set_now(now);
-        let (id, deadline) = self.queue_request(now, service, method, payload, options, flags)?;
+        let (id, deadline) =
+            self.queue_request(now, service, method, payload, None, options, flags)?;
         self.streams.insert(
             id,
             Stream {
@@ -191,12 +220,16 @@ impl ClientConnection {
         Ok(id)
     }
 
+    /// Queues a Request frame; `shared` is `payload` as [`Bytes`], when the
+    /// caller has it so, to be queued without a copy if large.
+    #[allow(clippy::too_many_arguments)]
     fn queue_request(
         &mut self,
         now: Instant,
         service: &str,
         method: &str,
         payload: &[u8],
+        shared: Option<&Bytes>,
         options: &CallOptions,
         flags: Flags,
     ) -> Result<(StreamId, Option<Instant>), SendError> {
@@ -229,10 +262,22 @@ impl ClientConnection {
             return Err(SendError::TransmitQueueFull);
         }
         let id = StreamId::new(raw_id);
-        self.tx
-            .push_frame(id, FrameType::Request, flags, body_len, |buf| {
-                parts.encode(buf)
-            });
+        match shared.filter(|b| b.len() >= SEGMENT_MIN) {
+            Some(bytes) => self.tx.push_frame_with_payload(
+                id,
+                FrameType::Request,
+                flags,
+                body_len,
+                |buf| parts.encode_prefix(buf),
+                bytes.clone(),
+                |buf| parts.encode_suffix(buf),
+            ),
+            None => self
+                .tx
+                .push_frame(id, FrameType::Request, flags, body_len, |buf| {
+                    parts.encode(buf)
+                }),
+        }
         self.stats.frames_sent += 1;
         let deadline = options.timeout.and_then(|t| now.checked_add(t));
         if let Some(at) = deadline {

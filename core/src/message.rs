@@ -169,6 +169,21 @@ impl RequestParts<'_> {
         put_bytes_field(1, self.service.as_bytes(), buf);
         put_bytes_field(2, self.method.as_bytes(), buf);
         put_bytes_field(3, self.payload, buf);
+        self.encode_suffix(buf);
+    }
+
+    /// What [`Self::encode`] writes before the payload's bytes: the fields
+    /// before it, then the payload's key and length. For a payload that is
+    /// queued as it is; never empty then.
+    pub(crate) fn encode_prefix(&self, buf: &mut impl BufMut) {
+        put_bytes_field(1, self.service.as_bytes(), buf);
+        put_bytes_field(2, self.method.as_bytes(), buf);
+        encode_key(3, WireType::LengthDelimited, buf);
+        encode_varint(self.payload.len() as u64, buf);
+    }
+
+    /// What [`Self::encode`] writes after the payload.
+    pub(crate) fn encode_suffix(&self, buf: &mut impl BufMut) {
         if self.timeout_nano != 0 {
             encode_key(4, WireType::Varint, buf);
             encode_varint(self.timeout_nano as u64, buf);

@@ -453,6 +453,7 @@ impl ServerConnection {
                     encode_varint(len, buf);
                 },
                 payload,
+                |_| {},
             );
         } else {
             self.tx

@@ -46,9 +46,10 @@ impl TxQueue {
         self.len += HEADER_LEN + body_len as usize;
     }
 
-    /// Appends one frame whose body is what `write_prefix` puts followed by
-    /// `payload`, which is queued without copying; `body_len` must be the
-    /// whole body's length.
+    /// Appends one frame whose body is what `write_prefix` puts, then
+    /// `payload`, queued without copying, then what `write_suffix` puts;
+    /// `body_len` must be the whole body's length.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn push_frame_with_payload(
         &mut self,
         stream_id: StreamId,
@@ -57,6 +58,7 @@ impl TxQueue {
         body_len: u32,
         write_prefix: impl FnOnce(&mut BytesMut),
         payload: Bytes,
+        write_suffix: impl FnOnce(&mut BytesMut),
     ) {
         let header = FrameHeader {
             len: body_len,
@@ -68,10 +70,16 @@ impl TxQueue {
         self.buf.put_slice(&header.encode());
         write_prefix(&mut self.buf);
         let prefix = self.buf.len() - before;
-        debug_assert_eq!(prefix + payload.len(), HEADER_LEN + body_len as usize);
-        self.len += prefix + payload.len();
+        let payload_len = payload.len();
         self.segments.push_back(self.buf.split().freeze());
         self.segments.push_back(payload);
+        write_suffix(&mut self.buf);
+        let suffix = self.buf.len();
+        debug_assert_eq!(
+            prefix + payload_len + suffix,
+            HEADER_LEN + body_len as usize
+        );
+        self.len += prefix + payload_len + suffix;
     }
 
     pub(crate) fn pending(&self) -> Option<&[u8]> {
@@ -144,7 +152,8 @@ mod tests {
                 Flags::NONE,
                 len,
                 |b| b.put_slice(&body[..1]),
-                Bytes::from_static(&body[1..]),
+                Bytes::from_static(&body[1..body.len() - 1]),
+                |b| b.put_slice(&body[body.len() - 1..]),
             );
         } else {
             q.push_frame(id, FrameType::Response, Flags::NONE, len, |b| {

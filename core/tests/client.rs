@@ -30,7 +30,7 @@ fn response_frame(id: u32, payload: &[u8], code: i32) -> Vec<u8> {
 
 fn sent_requests(c: &mut ClientConnection) -> Vec<(u32, Request)> {
     let mut d = FrameDecoder::new(u32::MAX);
-    if let Some(b) = c.take_transmit() {
+    while let Some(b) = c.take_transmit() {
         d.push(&b);
     }
     std::iter::from_fn(|| d.decode())
@@ -340,4 +340,31 @@ fn wants_read_is_false_while_a_frame_waits_to_be_polled() {
     assert!(!c.wants_read());
     let _ = drain_client(&mut c);
     assert!(c.wants_read());
+}
+
+#[test]
+fn a_large_request_payload_given_as_bytes_is_queued_uncopied_with_the_same_bytes() {
+    let now = Instant::now();
+    let mut opts = CallOptions::with_timeout(Duration::from_secs(7));
+    opts.metadata.append("k", "v");
+    for size in [0, 16, 32 << 10, 100_000] {
+        let payload = Bytes::from(vec![3u8; size]);
+        let mut copied = ClientConnection::new(Config::default());
+        let mut shared = ClientConnection::new(Config::default());
+        copied
+            .send_request(now, "svc.S", "M", &payload, &opts)
+            .unwrap();
+        copied.send_request(now, "svc.S", "N", b"x", &opts).unwrap();
+        shared
+            .send_request_bytes(now, "svc.S", "M", &payload, &opts)
+            .unwrap();
+        shared.send_request(now, "svc.S", "N", b"x", &opts).unwrap();
+        let want: Vec<u8> = std::iter::from_fn(|| copied.take_transmit())
+            .flat_map(|b| b.to_vec())
+            .collect();
+        let pieces: Vec<Bytes> = std::iter::from_fn(|| shared.take_transmit()).collect();
+        assert_eq!(pieces.concat(), want, "{size} bytes");
+        let uncopied = pieces.iter().any(|p| p.as_ptr() == payload.as_ptr());
+        assert_eq!(uncopied, size >= 32 << 10, "{size} bytes");
+    }
 }

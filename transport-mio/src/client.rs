@@ -143,6 +143,26 @@ impl Client {
         Ok(id)
     }
 
+    /// As [`Client::call`], with the payload as shared [`Bytes`]: a large
+    /// one (32 KiB or more) is written from where it is, never copied into
+    /// the connection's transmit queue.
+    ///
+    /// # Errors
+    /// As [`Client::call`].
+    pub fn call_bytes(
+        &mut self,
+        service: &str,
+        method: &str,
+        payload: &Bytes,
+        options: &CallOptions,
+    ) -> Result<StreamId, Error> {
+        let id = self
+            .core
+            .send_request_bytes(Instant::now(), service, method, payload, options)?;
+        self.drive(Instant::now());
+        Ok(id)
+    }
+
     /// Opens a stream (ttrpc 1.2) and writes what the socket takes now.
     /// `payload` is the request message of a server-streaming call; for
     /// client-streaming and bidirectional calls it is an optional first

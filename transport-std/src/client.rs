@@ -427,10 +427,44 @@ impl Client {
         payload: &[u8],
         options: &CallOptions,
     ) -> Result<PendingCall<'_>, Error> {
+        self.start(service, method, payload, None, options)
+    }
+
+    /// As [`Client::call_raw`], with the payload as shared [`Bytes`]: a
+    /// large one (32 KiB or more) is written from where it is, never copied
+    /// into the connection's transmit queue.
+    ///
+    /// # Errors
+    /// As [`Client::call_raw`].
+    pub fn call_bytes(
+        &self,
+        service: &str,
+        method: &str,
+        payload: &Bytes,
+        options: &CallOptions,
+    ) -> Result<Bytes, Error> {
+        self.start(service, method, payload, Some(payload), options)?
+            .wait()
+    }
+
+    fn start(
+        &self,
+        service: &str,
+        method: &str,
+        payload: &[u8],
+        shared: Option<&Bytes>,
+        options: &CallOptions,
+    ) -> Result<PendingCall<'_>, Error> {
         let now = Instant::now();
         let id = loop {
             let mut st = lock(&self.inner.state);
-            match st.core.send_request(now, service, method, payload, options) {
+            let sent = match shared {
+                Some(bytes) => st
+                    .core
+                    .send_request_bytes(now, service, method, bytes, options),
+                None => st.core.send_request(now, service, method, payload, options),
+            };
+            match sent {
                 Ok(id) => {
                     st.waiters.push(Waiter {
                         id,
