@@ -597,9 +597,15 @@ impl Server {
                 progress = true;
                 match event {
                     ServerEvent::Request(req) => {
-                        let key = (req.service.clone(), req.method.clone());
-                        match self.stream_methods.get(&key) {
-                            Some(open) if req.is_stream() => {
+                        // Only stream requests look up a stream method (the
+                        // key's two `String`s are allocations a unary call
+                        // does not need).
+                        let stream = req.is_stream().then(|| {
+                            let key = (req.service.clone(), req.method.clone());
+                            self.stream_methods.get(&key)
+                        });
+                        match stream.flatten() {
+                            Some(open) => {
                                 let session = Session::new(open(&req));
                                 conn.sessions.insert(req.id, session);
                                 conn.run_session(req.id, Callback::Readable);
