@@ -148,7 +148,7 @@
 //! the wake-up socket and takes over. This replaced a design where the
 //! background thread read every answer and passed it to its caller through
 //! a per-call channel: two thread wake-ups per call and three allocations
-//! (16-byte round trip, pinned: ≈ 2.6× faster, see `BENCHMARKS.md`).
+//! (16-byte round trip, pinned: ≈ 2.5× faster, see `BENCHMARKS.md`).
 
 //! # Server
 //!
