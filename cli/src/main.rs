@@ -19,6 +19,7 @@ mod run;
 mod schema;
 mod sha256;
 mod shim;
+mod spec;
 mod stdio;
 mod sys;
 mod wire;
