@@ -35,7 +35,9 @@ const ANY_TYPES: &[&str] = &[
     ".io.containerd.cgroups.v2.Metrics",
 ];
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// Run from the directory holding `proto/` (cli/): `fuzz/build.rs` runs
+/// this same script for the fuzz crate's copy of the messages.
+pub(crate) fn main() -> Result<(), Box<dyn std::error::Error>> {
     const C: &str = "proto/github.com/containerd/containerd";
     let protos = [
         format!("{C}/runtime/v2/task/shim.proto"),
@@ -45,7 +47,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/github.com/containerd/cgroups/cgroup1/stats/metrics.proto".to_owned(),
         "proto/github.com/containerd/cgroups/cgroup2/stats/metrics.proto".to_owned(),
     ];
-    println!("cargo:rerun-if-changed=proto");
+    // Absolute: relative paths are taken from the package being built.
+    let proto_dir = std::env::current_dir()?.join("proto");
+    println!("cargo:rerun-if-changed={}", proto_dir.display());
     let fds = protox::compile(&protos, ["proto"])?;
     let out = std::env::var("OUT_DIR")?;
     std::fs::write(format!("{out}/schema.rs"), schema(&fds)?)?;

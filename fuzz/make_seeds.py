@@ -64,6 +64,106 @@ def streams():
     return out
 
 
+# Real shim traffic: answer and request payloads captured (strace of shimctl)
+# from containerd-shim-runc-v2 1.6.20 on cgroups v1, 2026-12-04: container c1
+# running `sh -c 'echo hi; sleep 60'`, exec e1 `sleep 50`, exec e2 `echo hi`.
+SHIM = {
+    "state_response": "0a026331120d2f746d702f73656564622f6331189b1c2002320e2f746d702f73656564622f6f75743a0e2f746d702f73656564622f657272520b088092b8c398feffffff01",
+    "pids_response": "0a03089b1c0a2e08b71c12290a21636f6e7461696e6572642e72756e632e76312e50726f6365737344657461696c7312040a026531",
+    "stats_response": "0adc010a20696f2e636f6e7461696e6572642e6367726f7570732e76312e4d65747269637312b701120208021a180a1408c3b09b081080ade204220899dfb805aad1e20212002292011080c00638cc0440b20448c40758808006608040800180e0ffffffffffff7f880180e0ffffffffffff7f980180c006c001cc04c801b204d001c407e001808006e80180408a02130880e0ffffffffffff7f1080e022188080a9019202130880e0ffffffffffff7f1080e022188080a9019a02120880e0ffffffffffff7f1080e01218808027a2020a0880e0ffffffffffff7f2a004a00",
+    "connect_response": "08bef701109b1c",
+    "exec_request": "0a026331120265322a0e2f746d702f73656564622f6f7574320e2f746d702f73656564622f6572723acb040a3974797065732e636f6e7461696e6572642e696f2f6f70656e636f6e7461696e6572732f72756e74696d652d737065632f312f50726f63657373128d047b227465726d696e616c223a66616c73652c2275736572223a7b22756964223a302c22676964223a307d2c2261726773223a5b226563686f222c226869225d2c22656e76223a5b22504154483d2f7573722f6c6f63616c2f7362696e3a2f7573722f6c6f63616c2f62696e3a2f7573722f7362696e3a2f7573722f62696e3a2f7362696e3a2f62696e222c225445524d3d787465726d225d2c22637764223a222f222c226361706162696c6974696573223a7b22626f756e64696e67223a5b224341505f41554449545f5752495445222c224341505f4b494c4c222c224341505f4e45545f42494e445f53455256494345225d2c22656666656374697665223a5b224341505f41554449545f5752495445222c224341505f4b494c4c222c224341505f4e45545f42494e445f53455256494345225d2c227065726d6974746564223a5b224341505f41554449545f5752495445222c224341505f4b494c4c222c224341505f4e45545f42494e445f53455256494345225d2c22616d6269656e74223a5b224341505f41554449545f5752495445222c224341505f4b494c4c222c224341505f4e45545f42494e445f53455256494345225d7d2c22726c696d697473223a5b7b2274797065223a22524c494d49545f4e4f46494c45222c2268617264223a313032342c22736f6674223a313032347d5d2c226e6f4e657750726976696c65676573223a747275657d",
+    "start_request": "0a02633112026532",
+    "start_response": "08dd23",
+    "wait_response": "120c08cfb8ccd80610d49d8ff901",
+}
+
+# shim_messages' case numbers (byte 0), in the order of CHECKED then DECODE
+# in src/shim_messages.rs.
+SHIM_CASES = {
+    "print_state": 0, "print_pids": 1, "print_stats": 2, "print_connect": 3,
+    "print_v1_state": 4, "print_v1_list_pids": 5, "any_process_details": 6,
+    "any_cgroups_v1": 7, "any_cgroups_v2": 8, "process_spec": 9,
+    "exec_request": 10 + 4, "start_request": 10 + 15, "start_response": 10 + 16,
+    "wait_response": 10 + 18, "v1_exec_request": 10 + 30,
+}
+
+
+def pb_fields(data):
+    """(field number, wire type, value) of a protobuf message, top level."""
+    out, i = [], 0
+    def varint():
+        nonlocal i
+        v = s = 0
+        while True:
+            c = data[i]; i += 1; v |= (c & 0x7F) << s; s += 7
+            if c < 0x80:
+                return v
+    while i < len(data):
+        key = varint()
+        if key & 7 == 2:
+            n = varint(); out.append((key >> 3, 2, data[i:i + n])); i += n
+        else:
+            out.append((key >> 3, 0, varint()))
+    return out
+
+
+def field(data, number):
+    return next(v for f, _, v in pb_fields(data) if f == number)
+
+
+def pb(*fields):
+    """Encodes (number, value) pairs: int as varint, bytes/str/list as length-delimited."""
+    def varint(v):
+        b = bytearray()
+        while v >= 0x80:
+            b.append(v & 0x7F | 0x80); v >>= 7
+        b.append(v)
+        return bytes(b)
+    out = b""
+    for n, v in fields:
+        if isinstance(v, int):
+            out += varint(n << 3) + varint(v)
+        else:
+            v = v.encode() if isinstance(v, str) else v
+            out += varint(n << 3 | 2) + varint(len(v)) + v
+    return out
+
+
+def shim_seeds():
+    m = {k: bytes.fromhex(v) for k, v in SHIM.items()}
+    processes = [v for f, _, v in pb_fields(m["pids_response"]) if f == 1]
+    details = field(field(processes[1], 2), 2)
+    v1_metrics = field(field(m["stats_response"], 1), 2)
+    spec = field(field(m["exec_request"], 7), 2)
+    # cgroups v2 (this host is v1): the shape runc's shim answers with.
+    psi = pb((1, pb((4, 7))), (2, pb()))
+    v2_metrics = pb(
+        (1, pb((1, 2), (2, 4096))),
+        (2, pb((1, 17225), (2, 10000), (3, 7225), (7, psi))),
+        (4, pb((1, 102400), (2, 8192), (32, 110592), (33, 2**63 - 4096))),
+        (6, pb((1, pb((1, 8), (2, 0), (3, 4096), (5, 1))))),
+    )
+    out = {
+        "print_state": m["state_response"],
+        "print_pids": m["pids_response"],
+        "print_stats": m["stats_response"],
+        "print_connect": m["connect_response"],
+        "print_v1_state": m["state_response"],  # v1's fields 1-10 are v2's
+        "print_v1_list_pids": m["pids_response"],
+        "any_process_details": details,
+        "any_cgroups_v1": v1_metrics,
+        "any_cgroups_v2": v2_metrics,
+        "process_spec": spec,
+        "exec_request": m["exec_request"],
+        "start_request": m["start_request"],
+        "start_response": m["start_response"],
+        "wait_response": m["wait_response"],
+        "v1_exec_request": pb((1, "e2"), (6, field(m["exec_request"], 7))),
+    }
+    return {name: bytes([SHIM_CASES[name]]) + data for name, data in out.items()}
+
+
 def write(target, name, data):
     assert len(data) < 4096, (target, name, len(data))
     d = CORPUS / target
@@ -113,6 +213,10 @@ def main():
     write("client_input", "deadlines", bytes([0x0F, 9, 9]) + bytes([5]) + b"".join(call(b"s", b"m", 8, t) for t in [2, 1, 255, 150, 0]) + responses_ids[:100])
     write("client_input", "oversized_response", bytes([0x00, 3, 3]) + bytes([1]) + call(b"s", b"m", 0, 0) + header(5000, 1, 2) + b"\x00" * 300)
     write("client_input", "request_frames_back", bytes([0x0F, 4, 4]) + bytes([2]) + call(b"s", b"m", 0, 0) * 2 + request_stream(REQUESTS[:2]))
+
+    # shim_messages: a case byte, then a message (real shim traffic).
+    for name, data in shim_seeds().items():
+        write("shim_messages", name, data)
 
     # conn_ops: arbitrary-structured; a few byte patterns to start from.
     for name, data in {

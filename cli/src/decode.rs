@@ -287,3 +287,61 @@ pub(crate) fn decode_all(input: &[u8]) -> (Vec<Frame>, Option<String>) {
     }
     (out, None)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::render;
+    use crate::json::golden::check;
+
+    #[test]
+    fn decode_prints_as_pinned() {
+        let frames = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../core/tests/golden/frames");
+        let mut names: Vec<_> = std::fs::read_dir(&frames)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|n| n.ends_with(".bin"))
+            .collect();
+        names.sort();
+        assert!(names.len() >= 10);
+        let mut all = Vec::new();
+        let mut failures = Vec::new();
+        for name in &names {
+            let input = std::fs::read(frames.join(name)).unwrap();
+            all.extend_from_slice(&input);
+            let (out, err) = render(&input);
+            assert_eq!(err, None, "{name}");
+            if let Err(e) = check(&format!("decode_{}", name.replace(".bin", ".json")), &out) {
+                failures.push(e);
+            }
+        }
+        // Everything in one input, then cut short, then a frame of unknown
+        // type, a data frame and a frame whose Request does not decode.
+        all.truncate(all.len() - 3);
+        let (out, err) = render(&all);
+        if let Err(e) = check(
+            "decode_all_truncated.json",
+            &format!("{out}error: {err:?}\n"),
+        ) {
+            failures.push(e);
+        }
+        let mut odd = Vec::new();
+        for (kind, flags, payload) in [
+            (9u8, 0u8, &b"?"[..]),
+            (3, 1, b"data \x00\xff"),
+            (3, 2, b""),
+            (1, 0, b"\x0a\x01\xff"),
+        ] {
+            odd.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+            odd.extend_from_slice(&3u32.to_be_bytes());
+            odd.extend_from_slice(&[kind, flags]);
+            odd.extend_from_slice(payload);
+        }
+        let (out, err) = render(&odd);
+        if let Err(e) = check("decode_odd_frames.json", &format!("{out}error: {err:?}\n")) {
+            failures.push(e);
+        }
+        assert!(failures.is_empty(), "{}", failures.join("\n"));
+    }
+}

@@ -1,6 +1,28 @@
 //! Helpers shared by the fuzz targets: a deterministic PRNG for driver
 //! decisions, a virtual clock, and a decoder for the bytes a connection
-//! wrote, so targets can check its output against a model.
+//! wrote, so targets can check its output against a model. Also shimctl's
+//! generated shim API and its JSON printer, compiled from `../cli/src` (the
+//! shipped binary is untouched), for [`shim_messages`].
+
+// shimctl's modules, at the crate root where they expect each other
+// (`crate::proto`, `crate::wkt`, ...). Only `shim_messages` uses them.
+#[allow(dead_code, unreachable_pub)]
+#[path = "../../cli/src/json/mod.rs"]
+mod json;
+#[allow(dead_code, unreachable_pub, unused_imports)]
+#[path = "../../cli/src/proto.rs"]
+mod proto;
+#[allow(dead_code, unreachable_pub)]
+#[path = "../../cli/src/schema.rs"]
+mod schema;
+#[allow(dead_code, unreachable_pub)]
+#[path = "../../cli/src/wire.rs"]
+mod wire;
+#[allow(dead_code, unreachable_pub)]
+#[path = "../../cli/src/wkt.rs"]
+mod wkt;
+
+pub mod shim_messages;
 
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};

@@ -17,6 +17,6 @@ pub(crate) use value::{MAX_DEPTH, NotAnObject, ParseError, Value};
 #[cfg(test)]
 mod differential;
 #[cfg(test)]
-mod golden;
+pub(crate) mod golden;
 #[cfg(test)]
 pub(crate) mod oracle;
