@@ -172,10 +172,8 @@ def write(target, name, data):
 
 
 def main():
-    if CORPUS.exists():
-        for d in CORPUS.iterdir():
-            for f in d.glob("seed-*"):
-                f.unlink()
+    # Seeds are overwritten, never deleted: hand-made ones (the stream
+    # seeds of conn_ops and client_input) live beside these.
     s = streams()
 
     # frame_decoder: a chunking byte, then any stream (requests and responses).
