@@ -378,3 +378,32 @@ fn a_server_that_vanishes_mid_stream_fails_the_stream() {
     );
     assert!(client.is_closed());
 }
+
+#[test]
+fn graceful_shutdown_lets_a_sending_client_finish() {
+    let mut l = Loop::new(ServerConfig::default(), Config::default());
+    let id = l
+        .client
+        .open_stream(SVC, "Echo", StreamKind::Bidirectional, b"", &opts())
+        .unwrap();
+    l.client.send(id, &le(0)).unwrap();
+    assert!(matches!(l.recv(id), StreamItem::Message(_)));
+    l.server.shutdown(Duration::from_secs(10));
+    // The stream still carries the client's messages during the drain.
+    for i in 1..6u64 {
+        l.client.send(id, &le(i)).unwrap();
+        match l.recv(id) {
+            StreamItem::Message(m) => assert_eq!(num(&m), i),
+            other => panic!("{other:?}"),
+        }
+    }
+    l.client.close_send(id).unwrap();
+    let (rest, end) = l.collect(id);
+    assert!(rest.is_empty());
+    end.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !l.server.is_finished() {
+        assert!(Instant::now() < deadline, "the server never finished");
+        l.turn();
+    }
+}

@@ -93,10 +93,9 @@
 //! ```
 //!
 //! A stream handler blocks in `recv` until the client sends, so it never
-//! holds the connection's reader: with handler threads it runs on one
-//! (inline handlers are displaced as any blocking handler is), and with
-//! `max_concurrent_handlers = 1` each stream handler gets a
-//! `ttrpc-stream` thread of its own. A peer that vanishes mid-stream ends
+//! runs inline on the connection's reader: it goes to a handler thread
+//! (holding it until it returns), and with `max_concurrent_handlers = 1`
+//! each stream handler gets a `ttrpc-stream` thread of its own. A peer that vanishes mid-stream ends
 //! the stream with [`Error::Closed`] on the client and
 //! `CallError::ConnectionClosed` in the handler. Graceful shutdown keeps
 //! reading a connection while a stream still waits for the client's
