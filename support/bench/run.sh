@@ -21,8 +21,10 @@ out=$target/peers
 mkdir -p "$out"
 
 args="--reps 5 --secs 0.8 --conns 10000 --tr-conns 1000"
+shimctl_runs=30
 if [ "${1:-}" = "--smoke" ]; then
     shift
+    shimctl_runs=5
     args="--reps 1 --secs 0.2 --conns 200 --tr-conns 200"
 fi
 
@@ -51,8 +53,17 @@ echo "- command: \`$cmdline\` (runs \`ttrpc-bench drive $args\`)"
     RUSTFLAGS="-C target-feature=+crt-static" \
     cargo build --release --quiet --target x86_64-unknown-linux-gnu -p ttrpc-bench)
 # shellcheck disable=SC2086 # $args is a word list on purpose
-exec "$target/release/ttrpc-bench" drive $args \
+"$target/release/ttrpc-bench" drive $args \
     --go "$out/go-bench" \
     --ttrpc-rust "$root/support/bench-ttrpc-rust/target/release/bench-ttrpc-rust" \
     --sleeper "$out/sleeper" --sleeper-dyn "$out/sleeper-dyn" \
     --static-bench "$root/target/bench-static/x86_64-unknown-linux-gnu/release/ttrpc-bench" "$@"
+
+# The shimctl rows (shim RSS, `state` process time, sizes) beside Debian's
+# containerd tools: they need root, runc, the shims and ctr.
+if [ "$(id -u)" = 0 ] && command -v containerd-shim-runc-v2 >/dev/null && command -v ctr >/dev/null; then
+    echo
+    "$root/support/bench/shimctl.sh" "$shimctl_runs"
+else
+    echo "shimctl rows skipped: they need root, containerd's shims and ctr" >&2
+fi
