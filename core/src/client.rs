@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 
-use bytes::{BufMut, Bytes};
+use bytes::Bytes;
 use prost::Message;
 
 use crate::code::{Code, Status};
@@ -298,21 +298,7 @@ impl ClientConnection {
     /// server-streaming call; [`SendError::TooLarge`]; [`SendError::Closed`].
     pub fn send_data(&mut self, id: StreamId, payload: &[u8]) -> Result<(), SendError> {
         self.check_send(id)?;
-        let len = payload.len();
-        let body_len = u32::try_from(len)
-            .ok()
-            .filter(|l| *l <= self.config.max_data_len)
-            .ok_or(SendError::TooLarge {
-                len,
-                max: self.config.max_data_len,
-            })?;
-        if self.tx.len() > 0 && self.tx.len() + HEADER_LEN + len > self.config.max_tx_bytes {
-            return Err(SendError::TransmitQueueFull);
-        }
-        self.tx
-            .push_frame(id, FrameType::Data, Flags::NONE, body_len, |buf| {
-                buf.put_slice(payload);
-            });
+        self.tx.push_data(&self.config, id, payload)?;
         self.stats.frames_sent += 1;
         Ok(())
     }
@@ -325,13 +311,7 @@ impl ClientConnection {
     /// As [`Self::send_data`], except the transmit bound.
     pub fn close_send(&mut self, id: StreamId) -> Result<(), SendError> {
         self.check_send(id)?;
-        self.tx.push_frame(
-            id,
-            FrameType::Data,
-            Flags::REMOTE_CLOSED.union(Flags::NO_DATA),
-            0,
-            |_| {},
-        );
+        self.tx.push_close(id);
         self.stats.frames_sent += 1;
         if let Some(stream) = self.streams.get_mut(&id) {
             stream.local_closed = true;

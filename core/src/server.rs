@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::{Duration, Instant};
 
-use bytes::{BufMut, Bytes};
+use bytes::Bytes;
 use prost::Message;
 use prost::encoding::{WireType, encode_key, encode_varint};
 
@@ -11,7 +11,7 @@ use crate::code::{Code, Status};
 use crate::config::{Config, Stats};
 use crate::decoder::{Decoded, FrameDecoder};
 use crate::error::{CallError, ConnectionError, ProtocolError, SendError};
-use crate::frame::{Flags, FrameHeader, FrameType, HEADER_LEN};
+use crate::frame::{Flags, FrameHeader, FrameType};
 use crate::message::{Metadata, Request, response_message};
 use crate::recv::{RecvQueues, StreamItem, stall_status};
 use crate::stream::StreamId;
@@ -330,21 +330,7 @@ impl ServerConnection {
     /// [`SendError::Closed`].
     pub fn send_data(&mut self, id: StreamId, payload: &[u8]) -> Result<(), SendError> {
         self.check_stream(id)?;
-        let len = payload.len();
-        let body_len = u32::try_from(len)
-            .ok()
-            .filter(|l| *l <= self.config.max_data_len)
-            .ok_or(SendError::TooLarge {
-                len,
-                max: self.config.max_data_len,
-            })?;
-        if self.tx.len() > 0 && self.tx.len() + HEADER_LEN + len > self.config.max_tx_bytes {
-            return Err(SendError::TransmitQueueFull);
-        }
-        self.tx
-            .push_frame(id, FrameType::Data, Flags::NONE, body_len, |buf| {
-                buf.put_slice(payload);
-            });
+        self.tx.push_data(&self.config, id, payload)?;
         self.stats.frames_sent += 1;
         Ok(())
     }
@@ -359,13 +345,7 @@ impl ServerConnection {
     /// As [`Self::send_data`], except the transmit bound.
     pub fn close_send(&mut self, id: StreamId) -> Result<(), SendError> {
         self.check_stream(id)?;
-        self.tx.push_frame(
-            id,
-            FrameType::Data,
-            Flags::REMOTE_CLOSED.union(Flags::NO_DATA),
-            0,
-            |_| {},
-        );
+        self.tx.push_close(id);
         self.stats.frames_sent += 1;
         self.finish_stream(id);
         Ok(())

@@ -5,6 +5,8 @@ use std::collections::VecDeque;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
+use crate::config::Config;
+use crate::error::SendError;
 use crate::frame::{Flags, FrameHeader, FrameType, HEADER_LEN};
 use crate::stream::StreamId;
 
@@ -22,6 +24,45 @@ pub(crate) struct TxQueue {
 }
 
 impl TxQueue {
+    /// Queues one stream message (a Data frame), within `config`'s frame
+    /// size and transmit bound (refused with `TransmitQueueFull` when it
+    /// would cross the bound and something is already queued): the send
+    /// half both connection types share.
+    pub(crate) fn push_data(
+        &mut self,
+        config: &Config,
+        stream_id: StreamId,
+        payload: &[u8],
+    ) -> Result<(), SendError> {
+        let len = payload.len();
+        let body_len = u32::try_from(len)
+            .ok()
+            .filter(|l| *l <= config.max_data_len)
+            .ok_or(SendError::TooLarge {
+                len,
+                max: config.max_data_len,
+            })?;
+        if self.len() > 0 && self.len() + HEADER_LEN + len > config.max_tx_bytes {
+            return Err(SendError::TransmitQueueFull);
+        }
+        self.push_frame(stream_id, FrameType::Data, Flags::NONE, body_len, |buf| {
+            buf.put_slice(payload);
+        });
+        Ok(())
+    }
+
+    /// Queues the end of this side's messages on a stream: a Data frame
+    /// with remote-closed and no-data (10 bytes, never refused).
+    pub(crate) fn push_close(&mut self, stream_id: StreamId) {
+        self.push_frame(
+            stream_id,
+            FrameType::Data,
+            Flags::REMOTE_CLOSED.union(Flags::NO_DATA),
+            0,
+            |_| {},
+        );
+    }
+
     /// Appends one frame whose body `write` produces; `body_len` must be
     /// the exact number of bytes `write` puts.
     pub(crate) fn push_frame(
