@@ -606,7 +606,7 @@ impl Ctx {
         })?;
         println!(
             "exit status {status} at {}",
-            at.unwrap_or(GO_ZERO_TIME).rfc3339()
+            at.unwrap_or(Timestamp::GO_ZERO).rfc3339()
         );
         Ok(())
     }
@@ -729,12 +729,6 @@ impl Ctx {
         })
     }
 }
-
-/// Go's zero `time.Time`, which 1.6 shims send for "not exited".
-const GO_ZERO_TIME: Timestamp = Timestamp {
-    seconds: -62_135_596_800,
-    nanos: 0,
-};
 
 fn resize_call(
     client: &Conn,

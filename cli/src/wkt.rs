@@ -37,6 +37,13 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 }
 
 impl Timestamp {
+    /// Go's zero `time.Time` (year 1), which runc shims send as `exited_at`
+    /// of a process that has not exited.
+    pub(crate) const GO_ZERO: Self = Self {
+        seconds: -62_135_596_800,
+        nanos: 0,
+    };
+
     /// Go's `time.RFC3339Nano` in UTC: fraction without trailing zeros,
     /// none when zero (`0001-01-01T00:00:00Z`).
     pub(crate) fn rfc3339(&self) -> String {
@@ -90,11 +97,7 @@ mod tests {
 
     #[test]
     fn go_zero_time_and_fractions() {
-        let zero = Timestamp {
-            seconds: -62_135_596_800,
-            nanos: 0,
-        };
-        assert_eq!(zero.rfc3339(), "0001-01-01T00:00:00Z");
+        assert_eq!(Timestamp::GO_ZERO.rfc3339(), "0001-01-01T00:00:00Z");
         let t = Timestamp {
             seconds: 1_700_000_000,
             nanos: 120_000_000,

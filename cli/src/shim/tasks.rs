@@ -16,13 +16,6 @@ use super::spawn::{Held, StdioPaths};
 use crate::proto::task::WaitResponse;
 use crate::wkt::Timestamp;
 
-/// Go's zero `time.Time`, which runc shims send as `exited_at` of a
-/// process that has not exited.
-pub(super) const NOT_EXITED: Timestamp = Timestamp {
-    seconds: -62_135_596_800,
-    nanos: 0,
-};
-
 /// A process's state, as the runc shim names them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum State {
@@ -82,7 +75,7 @@ impl Process {
     }
 
     pub(super) fn exited_at(&self) -> Timestamp {
-        self.exit.map_or(NOT_EXITED, |e| e.1)
+        self.exit.map_or(Timestamp::GO_ZERO, |e| e.1)
     }
 
     /// Signals the process's group (each process leads its own session);
