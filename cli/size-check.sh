@@ -6,11 +6,12 @@
 set -eu
 root=$(cd "$(dirname "$0")/.." && pwd)
 target=x86_64-unknown-linux-gnu
-export RUSTFLAGS="-C target-feature=+crt-static"
+export RUSTFLAGS="${RUSTFLAGS:--C target-feature=+crt-static}"
 
 cd "$root"
+tdir=${CARGO_TARGET_DIR:-$root/target}
 cargo build --quiet --release -p shimctl --target "$target"
-shimctl="$root/target/$target/release/shimctl"
+shimctl="$tdir/$target/release/shimctl"
 
 # The hello-world: a throwaway crate with the same [profile.release].
 hello=$(mktemp -d /tmp/shimctl-hello.XXXXXX)
@@ -21,9 +22,9 @@ mkdir -p "$hello/src"
     sed -n '/^\[profile.release\]/,/^\[/p' "$root/Cargo.toml" | sed '$ { /^\[/d }'
 } >"$hello/Cargo.toml"
 printf 'fn main() {\n    println!("hello, world");\n}\n' >"$hello/src/main.rs"
-CARGO_TARGET_DIR="$root/target/size-check" cargo build --quiet --release \
+CARGO_TARGET_DIR="$tdir/size-check" cargo build --quiet --release \
     --manifest-path "$hello/Cargo.toml" --target "$target"
-hellobin="$root/target/size-check/$target/release/hello"
+hellobin="$tdir/size-check/$target/release/hello"
 
 file "$shimctl" | grep -Eq "static(-pie)? linked|statically linked" || { echo "shimctl is not static" >&2; exit 1; }
 s=$(stat -c %s "$shimctl")
