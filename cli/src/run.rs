@@ -205,8 +205,8 @@ fn write_bundle(o: &Opts, bundle: &Path) -> Result<(), Fail> {
             process.push((
                 "consoleSize".to_owned(),
                 Value::Object(vec![
-                    ("height".to_owned(), Value::Number(f64::from(h))),
-                    ("width".to_owned(), Value::Number(f64::from(w))),
+                    ("height".to_owned(), Value::from(u32::from(h))),
+                    ("width".to_owned(), Value::from(u32::from(w))),
                 ]),
             ));
         }

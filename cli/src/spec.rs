@@ -8,8 +8,8 @@ use crate::json::Value;
 /// The OCI `Process` JSON for exec: `base` (the bundle's config.json
 /// `process`) or, without one, uid 0, the standard PATH and cwd `/`; then
 /// `args` replaced (if given), `env` appended, `cwd` and `terminal` set,
-/// `consoleSize` dropped. Members keep their order. Integers beyond 2^53 in
-/// `base` come out rounded (`json::Value` numbers are `f64`).
+/// `consoleSize` dropped. Members keep their order, and numbers their text
+/// (an rlimit of `18446744073709551615` stays that).
 pub(crate) fn build_process(
     base: Option<Value>,
     args: &[String],
@@ -77,7 +77,8 @@ mod tests {
     fn process_from_bundle_or_defaults() {
         let base = Value::parse(
             br#"{"user": {"uid": 5, "gid": 6}, "args": ["sh"], "env": ["A=1"], "cwd": "/x",
-                "terminal": true, "consoleSize": {"height": 1, "width": 2}, "oomScoreAdj": -5}"#,
+                "terminal": true, "consoleSize": {"height": 1, "width": 2}, "oomScoreAdj": -5,
+                "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 18446744073709551615, "soft": 1024}]}"#,
         )
         .unwrap();
         let out = build_process(
@@ -90,7 +91,7 @@ mod tests {
         .unwrap();
         assert_eq!(
             String::from_utf8(out).unwrap(),
-            r#"{"user":{"uid":5,"gid":6},"args":["echo","hi"],"env":["A=1","B=2"],"cwd":"/y","terminal":false,"oomScoreAdj":-5}"#
+            r#"{"user":{"uid":5,"gid":6},"args":["echo","hi"],"env":["A=1","B=2"],"cwd":"/y","terminal":false,"oomScoreAdj":-5,"rlimits":[{"type":"RLIMIT_NOFILE","hard":18446744073709551615,"soft":1024}]}"#
         );
         let out = build_process(None, &["true".into()], &["X=1".into()], None, true).unwrap();
         assert_eq!(

@@ -5,7 +5,6 @@
 //! largest part of the binary (cli/README.md).
 
 mod message;
-mod number;
 mod pretty;
 mod value;
 

@@ -7,32 +7,34 @@
 //! commas, no leading zeros, no NaN, no BOM; `\u` escapes must pair
 //! surrogates. Peer input is bounded: nesting deeper than [`MAX_DEPTH`] is a
 //! typed error (the parser keeps its own stack, so a hostile `[[[[…` never
-//! reaches the thread's), and a number too large for an `f64` is an error
-//! rather than infinity. Objects keep their members in input order,
-//! duplicates included; [`Value::get`] answers the first.
+//! reaches the thread's). Numbers are kept as written ([`Number`]). Objects
+//! keep their members in input order, duplicates included; [`Value::get`]
+//! answers the first.
 
 use std::fmt;
 
 /// Containers nested deeper than this are refused by [`Value::parse`].
 pub(crate) const MAX_DEPTH: usize = 128;
 
-/// JavaScript's `MAX_SAFE_INTEGER`, 2^53 − 1: an integral `f64` up to this
-/// magnitude was read from exactly that number (2^53 itself is also what
-/// `9007199254740993` rounds to).
-const MAX_EXACT: f64 = 9_007_199_254_740_991.0;
-
-/// A JSON value. Numbers are `f64`, as in JavaScript; see [`Value::as_u64`]
-/// for reading integers back.
+/// A JSON value.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Value {
     Null,
     Bool(bool),
-    Number(f64),
+    Number(Number),
     String(String),
     Array(Vec<Self>),
     /// Members in document order; duplicates are kept.
     Object(Vec<(String, Self)>),
 }
+
+/// A JSON number, kept as the text it was written as (which the parser
+/// checked against JSON's grammar). What `exec` and the shim pass on goes
+/// back out exactly: an `f64` would turn an rlimit's u64 "unlimited",
+/// `18446744073709551615`, into `1.8446744073709552e+19`, which Go then
+/// refuses to read into a `uint64`. It also needs no float code at all.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Number(String);
 
 /// Why [`Value::parse`] refused its input, and where.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -140,46 +142,31 @@ impl Value {
         }
     }
 
-    /// A non-negative integer below 2^53, where the `f64` is exactly the
-    /// number written; `None` for fractions, negatives and larger numbers
-    /// (which parsing may have rounded: `18446744073709551615` reads as
-    /// 2^64, so a u64 "unlimited" is `None` here).
+    /// The number, if it is written as an integer (no fraction or
+    /// exponent, as Go's `encoding/json` wants for an integer field) that
+    /// fits a `u64`.
     pub(crate) fn as_u64(&self) -> Option<u64> {
         match self {
-            #[allow(
-                clippy::cast_possible_truncation,
-                clippy::cast_sign_loss,
-                reason = "integral and within 0..2^53, checked just before"
-            )]
-            Self::Number(n) if n.fract() == 0.0 && (0.0..=MAX_EXACT).contains(n) => Some(*n as u64),
+            Self::Number(n) => n.0.parse().ok(),
             _ => None,
         }
     }
 
-    /// An integer of magnitude below 2^53 (see [`Value::as_u64`]).
+    /// [`Value::as_u64`] for an `i64`.
     pub(crate) fn as_i64(&self) -> Option<i64> {
         match self {
-            #[allow(
-                clippy::cast_possible_truncation,
-                reason = "integral and of magnitude below 2^53, checked just before"
-            )]
-            Self::Number(n) if n.fract() == 0.0 && (-MAX_EXACT..=MAX_EXACT).contains(n) => {
-                Some(*n as i64)
-            }
+            Self::Number(n) => n.0.parse().ok(),
             _ => None,
         }
     }
 
-    /// Appends the value without any whitespace. Integral numbers below
-    /// 2^63 print as exact integers (`1`, not `1.0`) so that Go reads them
-    /// into integer fields; others print in the shortest form that reads
-    /// back as the same `f64`. A non-finite number (only constructible,
-    /// never parsed) prints as `null`, as JavaScript does.
+    /// Appends the value without any whitespace (numbers as they were
+    /// written).
     pub(crate) fn write_compact(&self, out: &mut String) {
         match self {
             Self::Null => out.push_str("null"),
             Self::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-            Self::Number(n) => write_number(*n, out),
+            Self::Number(n) => out.push_str(&n.0),
             Self::String(s) => write_string(s, out),
             Self::Array(items) => {
                 out.push('[');
@@ -236,36 +223,19 @@ impl From<bool> for Value {
 
 impl From<u32> for Value {
     fn from(n: u32) -> Self {
-        Self::Number(f64::from(n))
+        Self::Number(Number(n.to_string()))
     }
 }
 
 impl From<i32> for Value {
     fn from(n: i32) -> Self {
-        Self::Number(f64::from(n))
+        Self::Number(Number(n.to_string()))
     }
 }
 
 impl From<Vec<Self>> for Value {
     fn from(items: Vec<Self>) -> Self {
         Self::Array(items)
-    }
-}
-
-fn write_number(n: f64, out: &mut String) {
-    use fmt::Write as _;
-    const TWO_63: f64 = 9_223_372_036_854_775_808.0;
-    if n.fract() == 0.0 && (-TWO_63..TWO_63).contains(&n) {
-        // The exact integer, so Go reads it into an integer field.
-        #[allow(clippy::cast_possible_truncation, reason = "integral, below 2^63")]
-        let i = n as i64;
-        let _ = write!(out, "{i}");
-    } else if n.is_finite() {
-        // Shortest round-trip form, with an exponent for large and small
-        // magnitudes (`0.5`, `1e-7`, `1.8446744073709552e+19`).
-        out.push_str(zmij::Buffer::new().format_finite(n));
-    } else {
-        out.push_str("null");
     }
 }
 
@@ -440,7 +410,7 @@ impl Parser<'_> {
     }
 
     /// `-? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?`
-    fn number(&mut self) -> Result<f64, ParseError> {
+    fn number(&mut self) -> Result<Number, ParseError> {
         let start = self.pos;
         self.eat(b'-');
         match self.peek() {
@@ -461,10 +431,9 @@ impl Parser<'_> {
                 return Err(self.err("expected a digit in the exponent"));
             }
         }
-        super::number::parse(&self.bytes[start..self.pos]).ok_or(ParseError {
-            offset: start,
-            what: "number out of range",
-        })
+        let text = &self.bytes[start..self.pos];
+        // Only ASCII digits, signs, '.' and 'e' got here.
+        Ok(Number(text.iter().map(|&b| char::from(b)).collect()))
     }
 
     /// A string starting at its opening quote.
