@@ -1,6 +1,6 @@
 //! The client side of one ttrpc connection.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -13,6 +13,7 @@ use crate::error::{CallError, ConnectionError, SendError};
 use crate::frame::{Flags, FrameHeader, FrameType, HEADER_LEN};
 use crate::message::{Metadata, RequestParts, Response};
 use crate::recv::{RecvQueues, StreamItem};
+use crate::sorted::SortedMap;
 use crate::stream::{StreamId, StreamKind};
 use crate::timer::Deadlines;
 use crate::tx::{SEGMENT_MIN, TxQueue};
@@ -102,8 +103,8 @@ pub struct ClientConnection {
     tx: TxQueue,
     /// The id the next call gets; `None` once 0xFFFFFFFF has been used.
     next_id: Option<u32>,
-    calls: BTreeMap<StreamId, Call>,
-    streams: BTreeMap<StreamId, Stream>,
+    calls: SortedMap<StreamId, Call>,
+    streams: SortedMap<StreamId, Stream>,
     queues: RecvQueues,
     deadlines: Deadlines,
     events: VecDeque<ClientEvent>,
@@ -119,8 +120,8 @@ impl ClientConnection {
             decoder: FrameDecoder::new(config.max_data_len),
             tx: TxQueue::default(),
             next_id: Some(1),
-            calls: BTreeMap::new(),
-            streams: BTreeMap::new(),
+            calls: SortedMap::new(),
+            streams: SortedMap::new(),
             queues: RecvQueues::new(&config),
             deadlines: Deadlines::default(),
             events: VecDeque::new(),

@@ -102,6 +102,7 @@ mod message;
 mod recv;
 mod server;
 mod service;
+mod sorted;
 mod stream;
 pub mod stub;
 mod timer;

@@ -24,7 +24,7 @@
 //! [`Config::stream_stall_timeout`]: crate::Config::stream_stall_timeout
 //! [`Config::max_stream_bytes`]: crate::Config::max_stream_bytes
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -32,6 +32,7 @@ use bytes::Bytes;
 use crate::code::{Code, Status};
 use crate::config::Config;
 use crate::error::CallError;
+use crate::sorted::{SortedMap, SortedSet};
 use crate::stream::StreamId;
 
 /// One thing received on a stream, in order: messages, then one `End`.
@@ -65,8 +66,8 @@ struct Queue {
 /// Every stream's receive queue on one connection, with both bounds.
 #[derive(Debug)]
 pub(crate) struct RecvQueues {
-    queues: BTreeMap<StreamId, Queue>,
-    stalls: BTreeSet<(Instant, StreamId)>,
+    queues: SortedMap<StreamId, Queue>,
+    stalls: SortedSet<(Instant, StreamId)>,
     /// Payload bytes queued on all streams.
     bytes: usize,
     max_messages: usize,
@@ -82,8 +83,8 @@ pub(crate) type Notify = bool;
 impl RecvQueues {
     pub(crate) fn new(config: &Config) -> Self {
         Self {
-            queues: BTreeMap::new(),
-            stalls: BTreeSet::new(),
+            queues: SortedMap::new(),
+            stalls: SortedSet::new(),
             bytes: 0,
             max_messages: config.stream_queue_len.max(1),
             max_bytes: config.max_stream_bytes,
@@ -98,7 +99,7 @@ impl RecvQueues {
 
     /// Creates an empty queue for a new stream.
     pub(crate) fn open(&mut self, id: StreamId) {
-        self.queues.entry(id).or_default();
+        self.queues.get_or_insert_with(id, Queue::default);
     }
 
     /// Appends a message. Ignored once the stream ended.
@@ -216,7 +217,7 @@ impl RecvQueues {
             // An overflowing deadline means the stall never fails the stream.
             if let Some(due) = now.checked_add(self.stall_timeout) {
                 q.stall_due = Some(due);
-                self.stalls.insert((due, id));
+                self.stalls.insert((due, id), ());
             }
         }
     }
@@ -231,14 +232,14 @@ impl RecvQueues {
 
     /// When the next stall fails a stream.
     pub(crate) fn next_stall(&self) -> Option<Instant> {
-        self.stalls.first().map(|(at, _)| *at)
+        self.stalls.first().map(|((at, _), ())| *at)
     }
 
     /// Fails the next stream whose stall timer is due at `now`: its
     /// messages are dropped and `End(ResourceExhausted)` is queued. Returns
     /// its id and whether to notify.
     pub(crate) fn expire_stall(&mut self, now: Instant) -> Option<(StreamId, Notify)> {
-        let &(at, id) = self.stalls.first()?;
+        let &((at, id), ()) = self.stalls.first()?;
         if at > now {
             return None;
         }

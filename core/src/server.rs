@@ -1,6 +1,6 @@
 //! The server side of one ttrpc connection.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -14,6 +14,7 @@ use crate::error::{CallError, ConnectionError, ProtocolError, SendError};
 use crate::frame::{Flags, FrameHeader, FrameType};
 use crate::message::{Metadata, Request, response_message};
 use crate::recv::{RecvQueues, StreamItem, stall_status};
+use crate::sorted::{SortedMap, SortedSet};
 use crate::stream::StreamId;
 use crate::tx::{SEGMENT_MIN, TxQueue};
 
@@ -131,10 +132,10 @@ pub struct ServerConnection {
     decoder: FrameDecoder,
     tx: TxQueue,
     last_id: u32,
-    in_flight: BTreeSet<StreamId>,
+    in_flight: SortedSet<StreamId>,
     /// Streams in flight (a subset of `in_flight`): whether the client
     /// half-closed its side.
-    streams: BTreeMap<StreamId, RemoteClosed>,
+    streams: SortedMap<StreamId, RemoteClosed>,
     queues: RecvQueues,
     events: VecDeque<ServerEvent>,
     state: State,
@@ -157,8 +158,8 @@ impl ServerConnection {
             decoder: FrameDecoder::new(config.max_data_len),
             tx: TxQueue::default(),
             last_id: 0,
-            in_flight: BTreeSet::new(),
-            streams: BTreeMap::new(),
+            in_flight: SortedSet::new(),
+            streams: SortedMap::new(),
             queues: RecvQueues::new(&config),
             events: VecDeque::new(),
             state: State::Open,
@@ -201,7 +202,7 @@ impl ServerConnection {
         self.queues.set_now(now);
         while let Some((id, notify)) = self.queues.expire_stall(now) {
             self.stats.stalled_streams += 1;
-            if self.streams.remove(&id).is_some() && self.in_flight.remove(&id) {
+            if self.streams.remove(&id).is_some() && self.in_flight.remove(&id).is_some() {
                 let status = stall_status(self.config.stream_stall_timeout);
                 self.queue_status(id, status);
             }
@@ -283,7 +284,7 @@ impl ServerConnection {
         if let State::Closed(reason) = &self.state {
             return Err(SendError::Closed(reason.clone()));
         }
-        if !self.in_flight.remove(&id) {
+        if self.in_flight.remove(&id).is_none() {
             return Err(SendError::UnknownStream(id));
         }
         self.finish_stream(id);
@@ -308,7 +309,7 @@ impl ServerConnection {
     /// The client can send no more: every stream still expecting its
     /// messages ends with `reason` (messages already received stay).
     fn end_streams(&mut self, reason: &ConnectionError) {
-        for (id, remote_closed) in &mut self.streams {
+        for (id, remote_closed) in self.streams.iter_mut() {
             if !*remote_closed {
                 *remote_closed = true;
                 let error = CallError::ConnectionClosed(reason.clone());
@@ -543,7 +544,7 @@ impl ServerConnection {
                 }
                 match Request::decode(data) {
                     Ok(req) => {
-                        self.in_flight.insert(id);
+                        self.in_flight.insert(id, ());
                         let incoming = self.incoming(id, req, header.flags);
                         if incoming.is_stream() {
                             self.open_stream(&incoming);
@@ -553,7 +554,7 @@ impl ServerConnection {
                     Err(e) => Some(self.reject(id, ProtocolError::UndecodableRequest(e))),
                 }
             }
-            FrameType::Data if !self.in_flight.contains(&id) => {
+            FrameType::Data if !self.in_flight.contains_key(&id) => {
                 Some(self.reject(id, ProtocolError::InactiveStream))
             }
             FrameType::Data if self.streams.get(&id) == Some(&false) => {

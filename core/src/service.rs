@@ -1,7 +1,6 @@
 //! Dispatch: service + method → handler, shared by every transport so that
 //! `Unimplemented` answers and handler failures are produced in one place.
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
@@ -11,6 +10,7 @@ use crate::code::{Code, Status};
 use crate::error::{CallError, SendError};
 use crate::recv::StreamItem;
 use crate::server::IncomingRequest;
+use crate::sorted::SortedMap;
 use crate::stream::StreamId;
 
 /// Where a [`Responder`] delivers its answer. Transports supply one: a
@@ -266,7 +266,7 @@ pub enum Dispatch {
 /// The services a server offers: service name → method name → handler.
 #[derive(Default)]
 pub struct Registry {
-    services: BTreeMap<String, BTreeMap<String, Method>>,
+    services: SortedMap<String, SortedMap<String, Method>>,
 }
 
 impl Registry {
@@ -284,8 +284,7 @@ impl Registry {
         handler: impl Handler,
     ) -> &mut Self {
         self.services
-            .entry(service.into())
-            .or_default()
+            .get_or_insert_with(service.into(), SortedMap::new)
             .insert(method.into(), Method::Unary(Box::new(handler)));
         self
     }
@@ -301,8 +300,7 @@ impl Registry {
         handler: impl StreamHandler,
     ) -> &mut Self {
         self.services
-            .entry(service.into())
-            .or_default()
+            .get_or_insert_with(service.into(), SortedMap::new)
             .insert(method.into(), Method::Stream(Box::new(handler)));
         self
     }
@@ -395,7 +393,7 @@ impl Registry {
 impl fmt::Debug for Registry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut map = f.debug_map();
-        for (service, methods) in &self.services {
+        for (service, methods) in self.services.iter() {
             map.entry(service, &methods.keys().collect::<Vec<_>>());
         }
         map.finish()

@@ -1,19 +1,19 @@
 //! The deadline table: calls ordered by (deadline, stream id), so expiries at
 //! one instant come out in a deterministic order.
 
-use std::collections::BTreeSet;
 use std::time::Instant;
 
+use crate::sorted::SortedSet;
 use crate::stream::StreamId;
 
 #[derive(Debug, Default)]
 pub(crate) struct Deadlines {
-    set: BTreeSet<(Instant, StreamId)>,
+    set: SortedSet<(Instant, StreamId)>,
 }
 
 impl Deadlines {
     pub(crate) fn insert(&mut self, at: Instant, id: StreamId) {
-        self.set.insert((at, id));
+        self.set.insert((at, id), ());
     }
 
     pub(crate) fn remove(&mut self, at: Instant, id: StreamId) {
@@ -21,13 +21,16 @@ impl Deadlines {
     }
 
     pub(crate) fn next(&self) -> Option<Instant> {
-        self.set.first().map(|(at, _)| *at)
+        self.set.first().map(|((at, _), ())| *at)
     }
 
     /// Removes and returns the first entry due at `now` (deadline <= now).
     pub(crate) fn pop_expired(&mut self, now: Instant) -> Option<StreamId> {
         match self.set.first() {
-            Some(&(at, _)) if at <= now => self.set.pop_first().map(|(_, id)| id),
+            Some(&((at, id), ())) if at <= now => {
+                self.set.remove(&(at, id));
+                Some(id)
+            }
             _ => None,
         }
     }
