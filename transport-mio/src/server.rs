@@ -1,7 +1,7 @@
 //! The server: a listener and many connections, driven from the caller's
 //! `mio` loop on one thread.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::VecDeque;
 use std::fmt;
 use std::ops::Range;
 use std::sync::atomic::Ordering;
@@ -51,17 +51,30 @@ struct Conn {
     queued: bool,
     /// `core.buffered_bytes()` as counted in the shared total.
     accounted: usize,
-    /// Stream sessions of this connection, by stream id.
-    sessions: BTreeMap<StreamId, Session>,
+    /// Stream sessions of this connection, sorted by stream id (a sorted
+    /// `Vec`, not a `BTreeMap`: see `timers` in [`Server`]). At most
+    /// `max_in_flight` streams, opened with increasing ids: new sessions
+    /// are appended.
+    sessions: Vec<(StreamId, Session)>,
 }
 
 impl Conn {
     /// Runs one callback of stream `id`'s session, if it has one.
     fn run_session(&mut self, id: StreamId, callback: Callback) {
-        if let Some(session) = self.sessions.remove(&id) {
+        if let Ok(i) = self.sessions.binary_search_by_key(&id, |(k, _)| *k) {
+            let (_, session) = self.sessions.remove(i);
             if let Some(session) = streams::run(&mut self.core, id, session, callback) {
-                self.sessions.insert(id, session);
+                self.sessions.insert(i, (id, session));
             }
+        }
+    }
+
+    /// Adds the session of a stream just opened (replacing any old one of
+    /// that id).
+    fn add_session(&mut self, id: StreamId, session: Session) {
+        match self.sessions.binary_search_by_key(&id, |(k, _)| *k) {
+            Ok(i) => self.sessions[i].1 = session,
+            Err(i) => self.sessions.insert(i, (id, session)),
         }
     }
 }
@@ -73,8 +86,9 @@ impl Conn {
 /// range also caps the connections).
 pub struct Server {
     registry: Arc<Registry>,
-    /// Stream methods: (service, method) → session opener.
-    stream_methods: BTreeMap<(String, String), StreamOpener>,
+    /// Stream methods: (service, method, session opener), searched in
+    /// turn (a server registers a handful).
+    stream_methods: Vec<(String, String, StreamOpener)>,
     config: ServerConfig,
     mio: mio::Registry,
     shared: Arc<Shared>,
@@ -85,7 +99,12 @@ pub struct Server {
     conns: Vec<Option<Box<Conn>>>,
     free: Vec<usize>,
     next_uid: u64,
-    timers: BTreeSet<(Instant, usize)>,
+    /// Each connection's core deadline as (when, slot), sorted: the
+    /// earliest first. A sorted `Vec` rather than a `BTreeSet`, whose
+    /// node code a static binary pays several kilobytes for per element
+    /// type; at most one entry per connection (`max_conns`), so an
+    /// insert or remove moves a few KiB at worst.
+    timers: Vec<(Instant, usize)>,
     work: VecDeque<usize>,
     /// Connections cut off by the read budget, to continue next turn.
     ready: Vec<usize>,
@@ -220,7 +239,7 @@ impl Server {
         let max_conns = config.max_connections.min(tokens.len() - 2);
         Ok(Self {
             registry: handlers,
-            stream_methods: BTreeMap::new(),
+            stream_methods: Vec::new(),
             config,
             mio,
             shared: Arc::new(Shared {
@@ -235,7 +254,7 @@ impl Server {
             conns: Vec::new(),
             free: Vec::new(),
             next_uid: 0,
-            timers: BTreeSet::new(),
+            timers: Vec::new(),
             work: VecDeque::new(),
             ready: Vec::new(),
             read_buf: Vec::new(),
@@ -265,8 +284,16 @@ impl Server {
     where
         F: Fn(&IncomingRequest) -> Box<dyn StreamSession> + Send + 'static,
     {
-        self.stream_methods
-            .insert((service.into(), method.into()), Box::new(open));
+        let (service, method) = (service.into(), method.into());
+        let open: StreamOpener = Box::new(open);
+        match self
+            .stream_methods
+            .iter_mut()
+            .find(|(s, m, _)| *s == service && *m == method)
+        {
+            Some(entry) => entry.2 = open,
+            None => self.stream_methods.push((service, method, open)),
+        }
         self
     }
 
@@ -324,7 +351,7 @@ impl Server {
             if at > now {
                 break;
             }
-            self.timers.remove(&(at, slot));
+            self.timers.remove(0);
             if let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut) {
                 conn.timer = None;
                 conn.core.handle_timeout(now);
@@ -597,17 +624,16 @@ impl Server {
                 progress = true;
                 match event {
                     ServerEvent::Request(req) => {
-                        // Only stream requests look up a stream method (the
-                        // key's two `String`s are allocations a unary call
-                        // does not need).
-                        let stream = req.is_stream().then(|| {
-                            let key = (req.service.clone(), req.method.clone());
-                            self.stream_methods.get(&key)
+                        // Only stream requests look up a stream method.
+                        let open = req.is_stream().then(|| {
+                            self.stream_methods
+                                .iter()
+                                .find(|(s, m, _)| *s == req.service && *m == req.method)
                         });
-                        match stream.flatten() {
-                            Some(open) => {
+                        match open.flatten() {
+                            Some((_, _, open)) => {
                                 let session = Session::new(open(&req));
-                                conn.sessions.insert(req.id, session);
+                                conn.add_session(req.id, session);
                                 conn.run_session(req.id, Callback::Readable);
                             }
                             _ => self.dispatch(slot, conn.uid, req),
@@ -681,10 +707,14 @@ impl Server {
         };
         if timer != conn.timer {
             if let Some(old) = conn.timer {
-                self.timers.remove(&(old, slot));
+                if let Ok(i) = self.timers.binary_search(&(old, slot)) {
+                    self.timers.remove(i);
+                }
             }
             if let Some(new) = timer {
-                self.timers.insert((new, slot));
+                if let Err(i) = self.timers.binary_search(&(new, slot)) {
+                    self.timers.insert(i, (new, slot));
+                }
             }
             conn.timer = timer;
         }
@@ -797,7 +827,7 @@ impl Server {
             timer: None,
             queued: false,
             accounted: 0,
-            sessions: BTreeMap::new(),
+            sessions: Vec::new(),
         });
         self.shared.active.fetch_add(1, Ordering::Relaxed);
         if slot == self.conns.len() {
