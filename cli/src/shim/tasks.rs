@@ -3,7 +3,6 @@
 //! transition. Pure bookkeeping plus signals; the event loop owns the
 //! descriptors that need polling (terminal pumps) and the reaping.
 
-use std::collections::BTreeMap;
 use std::fs::File;
 use std::os::fd::OwnedFd;
 
@@ -90,7 +89,7 @@ impl Process {
 pub(super) struct Container {
     pub(super) bundle: String,
     pub(super) init: Process,
-    pub(super) execs: BTreeMap<String, Process>,
+    pub(super) execs: ById<Process>,
 }
 
 impl Container {
@@ -156,10 +155,77 @@ pub(super) fn refuse(op: &str, state: State, init: bool) -> Option<Status> {
     Some(unknown(msg))
 }
 
+/// Containers or execs by id, in id order: a `Vec` kept sorted. A shim
+/// holds a handful, and a `BTreeMap` cost the static binary several KiB of
+/// node code for each value type (ttrpc-core's maps are sorted `Vec`s for
+/// the same reason).
+pub(super) struct ById<V>(Vec<(String, V)>);
+
+impl<V> Default for ById<V> {
+    fn default() -> Self {
+        Self(Vec::new())
+    }
+}
+
+impl<V> ById<V> {
+    fn find(&self, id: &str) -> Result<usize, usize> {
+        self.0.binary_search_by(|(k, _)| k.as_str().cmp(id))
+    }
+
+    pub(super) fn get(&self, id: &str) -> Option<&V> {
+        self.find(id).ok().map(|i| &self.0[i].1)
+    }
+
+    pub(super) fn get_mut(&mut self, id: &str) -> Option<&mut V> {
+        self.find(id).ok().map(|i| &mut self.0[i].1)
+    }
+
+    pub(super) fn contains_key(&self, id: &str) -> bool {
+        self.find(id).is_ok()
+    }
+
+    /// Inserts or replaces.
+    pub(super) fn insert(&mut self, id: String, value: V) {
+        match self.find(&id) {
+            Ok(i) => self.0[i].1 = value,
+            Err(i) => self.0.insert(i, (id, value)),
+        }
+    }
+
+    pub(super) fn remove(&mut self, id: &str) -> Option<V> {
+        self.find(id).ok().map(|i| self.0.remove(i).1)
+    }
+
+    pub(super) fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub(super) fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// (id, value) in id order.
+    pub(super) fn iter(&self) -> impl Iterator<Item = (&String, &V)> {
+        self.0.iter().map(|(k, v)| (k, v))
+    }
+
+    pub(super) fn values(&self) -> impl Iterator<Item = &V> {
+        self.0.iter().map(|(_, v)| v)
+    }
+
+    pub(super) fn values_mut(&mut self) -> impl Iterator<Item = &mut V> {
+        self.0.iter_mut().map(|(_, v)| v)
+    }
+
+    pub(super) fn into_values(self) -> impl Iterator<Item = V> {
+        self.0.into_iter().map(|(_, v)| v)
+    }
+}
+
 /// Everything the shim serves.
 #[derive(Default)]
 pub(super) struct Tasks {
-    pub(super) containers: BTreeMap<String, Container>,
+    pub(super) containers: ById<Container>,
 }
 
 impl Tasks {
@@ -300,6 +366,19 @@ mod tests {
         assert!(refuse("pause", State::Created, true).is_some());
         assert!(refuse("delete", State::Stopped, true).is_none());
         assert!(refuse("delete", State::Created, true).is_none());
+    }
+
+    #[test]
+    fn by_id_keeps_id_order() {
+        let mut m = ById::default();
+        for id in ["b", "c", "a"] {
+            m.insert(id.to_owned(), 1);
+        }
+        m.insert("b".to_owned(), 7);
+        let all: Vec<(&str, i32)> = m.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+        assert_eq!(all, [("a", 1), ("b", 7), ("c", 1)]);
+        assert_eq!(m.remove("b"), Some(7));
+        assert!(!m.contains_key("b") && m.get("c") == Some(&1) && m.len() == 2);
     }
 
     #[test]
