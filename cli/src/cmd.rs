@@ -94,6 +94,9 @@ pub(crate) struct Ctx {
     signals: Option<SignalFd>,
     /// The API the shim answered to (fixed after the first call in auto).
     api: Cell<Option<Api>>,
+    /// Every call's options but `wait`'s: built once, not per call (each
+    /// temporary costs a drop and a landing pad at every call site).
+    call_opts: CallOptions,
 }
 
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -128,7 +131,9 @@ impl Ctx {
         for addr in &candidates {
             match addr.connect() {
                 Ok(sock) => {
+                    let call_opts = CallOptions::with_timeout(o.timeout.unwrap_or(DEFAULT_TIMEOUT));
                     return Ok(Self {
+                        call_opts,
                         o,
                         conn: Conn::new(sock),
                         signals,
@@ -145,11 +150,8 @@ impl Ctx {
         )))
     }
 
-    fn opts(&self) -> CallOptions {
-        CallOptions {
-            timeout: Some(self.o.timeout.unwrap_or(DEFAULT_TIMEOUT)),
-            ..CallOptions::default()
-        }
+    fn opts(&self) -> &CallOptions {
+        &self.call_opts
     }
 
     /// The container id: the positional ID where the command takes one,
@@ -195,7 +197,7 @@ impl Ctx {
         let service = api.service();
         let bytes = self
             .conn
-            .call_raw(service, method, &request.encode_to_vec(), &self.opts())?;
+            .call_raw(service, method, &request.encode_to_vec(), self.opts())?;
         json::to_pretty(answer, &bytes).map_err(|e| {
             Fail::Rpc(ttrpc_std::Error::Protocol(format!(
                 "{service}/{method}: malformed answer: {e}"
@@ -291,7 +293,7 @@ impl Ctx {
                 ..Default::default()
             };
             Ok(match api {
-                Api::V3 | Api::V2 => self.task(api).create(&req, &self.opts())?.pid,
+                Api::V3 | Api::V2 => self.task(api).create(&req, self.opts())?.pid,
                 Api::V1 => {
                     let req = v1::CreateTaskRequest {
                         id: id.clone(),
@@ -303,7 +305,7 @@ impl Ctx {
                         stderr: stderr.clone(),
                         ..Default::default()
                     };
-                    self.v1().create(&req, &self.opts())?.pid
+                    self.v1().create(&req, self.opts())?.pid
                 }
             })
         })?;
@@ -318,11 +320,11 @@ impl Ctx {
                 exec_id: exec_id.to_owned(),
             };
             Ok(match api {
-                Api::V3 | Api::V2 => self.task(api).start(&req, &self.opts())?.pid,
+                Api::V3 | Api::V2 => self.task(api).start(&req, self.opts())?.pid,
                 Api::V1 => {
                     let pid = if exec_id.is_empty() { id } else { exec_id };
                     let req = v1::StartRequest { id: pid.to_owned() };
-                    self.v1().start(&req, &self.opts())?.pid
+                    self.v1().start(&req, self.opts())?.pid
                 }
             })
         })
@@ -360,14 +362,14 @@ impl Ctx {
             Ok(match api {
                 Api::V1 => {
                     let req = v1::StateRequest { id: self.cid()? };
-                    self.v1().state(&req, &self.opts())?.bundle
+                    self.v1().state(&req, self.opts())?.bundle
                 }
                 _ => {
                     let req = task::StateRequest {
                         id: self.cid()?,
                         exec_id: String::new(),
                     };
-                    self.task(api).state(&req, &self.opts())?.bundle
+                    self.task(api).state(&req, self.opts())?.bundle
                 }
             })
         })
@@ -379,9 +381,9 @@ impl Ctx {
                 Api::V1 => match &self.o.exec_id {
                     Some(e) => {
                         let req = v1::DeleteProcessRequest { id: e.clone() };
-                        self.v1().delete_process(&req, &self.opts())?
+                        self.v1().delete_process(&req, self.opts())?
                     }
-                    None => self.v1().delete(&(), &self.opts())?,
+                    None => self.v1().delete(&(), self.opts())?,
                 }
                 .pipe(|r| (r.exit_status, r.exited_at)),
                 _ => {
@@ -389,7 +391,7 @@ impl Ctx {
                         id: self.cid()?,
                         exec_id: self.eid(),
                     };
-                    let r = self.task(api).delete(&req, &self.opts())?;
+                    let r = self.task(api).delete(&req, self.opts())?;
                     (r.exit_status, r.exited_at)
                 }
             };
@@ -452,7 +454,7 @@ impl Ctx {
                         stderr: stderr.clone(),
                         spec: Some(spec.clone()),
                     };
-                    self.v1().exec(&req, &self.opts())?;
+                    self.v1().exec(&req, self.opts())?;
                 }
                 _ => {
                     let req = task::ExecProcessRequest {
@@ -464,7 +466,7 @@ impl Ctx {
                         stderr: stderr.clone(),
                         spec: Some(spec.clone()),
                     };
-                    self.task(api).exec(&req, &self.opts())?
+                    self.task(api).exec(&req, self.opts())?
                 }
             }
             Ok(())
@@ -510,7 +512,7 @@ impl Ctx {
                     id: exec_id.to_owned(),
                     stdin: true,
                 };
-                self.v1().close_io(&req, &self.opts())
+                self.v1().close_io(&req, self.opts())
             }
             _ => {
                 let req = task::CloseIoRequest {
@@ -518,7 +520,7 @@ impl Ctx {
                     exec_id: exec_id.to_owned(),
                     stdin: true,
                 };
-                self.task(api).close_io(&req, &self.opts())
+                self.task(api).close_io(&req, self.opts())
             }
         };
     }
@@ -532,7 +534,7 @@ impl Ctx {
         let _ = resize_call(
             &self.conn,
             api,
-            &self.opts(),
+            self.opts(),
             cid,
             exec_id,
             u32::from(w),
@@ -552,7 +554,7 @@ impl Ctx {
             } else {
                 (cid.clone(), self.eid())
             };
-            resize_call(&self.conn, api, &self.opts(), &id, &eid, width, height)
+            resize_call(&self.conn, api, self.opts(), &id, &eid, width, height)
         })
     }
 
@@ -566,7 +568,7 @@ impl Ctx {
                         signal,
                         all: self.o.all,
                     };
-                    self.v1().kill(&req, &self.opts())?;
+                    self.v1().kill(&req, self.opts())?;
                 }
                 _ => {
                     let req = task::KillRequest {
@@ -575,7 +577,7 @@ impl Ctx {
                         signal,
                         all: self.o.all,
                     };
-                    self.task(api).kill(&req, &self.opts())?
+                    self.task(api).kill(&req, self.opts())?
                 }
             }
             Ok(())
@@ -659,14 +661,14 @@ impl Ctx {
     fn pause(&self, pause: bool) -> Result<(), Fail> {
         self.each(|api| {
             match (api, pause) {
-                (Api::V1, true) => self.v1().pause(&(), &self.opts())?,
-                (Api::V1, false) => self.v1().resume(&(), &self.opts())?,
+                (Api::V1, true) => self.v1().pause(&(), self.opts())?,
+                (Api::V1, false) => self.v1().resume(&(), self.opts())?,
                 (_, true) => self
                     .task(api)
-                    .pause(&task::PauseRequest { id: self.cid()? }, &self.opts())?,
+                    .pause(&task::PauseRequest { id: self.cid()? }, self.opts())?,
                 (_, false) => self
                     .task(api)
-                    .resume(&task::ResumeRequest { id: self.cid()? }, &self.opts())?,
+                    .resume(&task::ResumeRequest { id: self.cid()? }, self.opts())?,
             }
             Ok(())
         })
@@ -680,7 +682,7 @@ impl Ctx {
                         id: self.v1_id()?,
                         stdin: self.o.close_stdin,
                     };
-                    self.v1().close_io(&req, &self.opts())?;
+                    self.v1().close_io(&req, self.opts())?;
                 }
                 _ => {
                     let req = task::CloseIoRequest {
@@ -688,7 +690,7 @@ impl Ctx {
                         exec_id: self.eid(),
                         stdin: self.o.close_stdin,
                     };
-                    self.task(api).close_io(&req, &self.opts())?
+                    self.task(api).close_io(&req, self.opts())?
                 }
             }
             Ok(())
@@ -699,7 +701,7 @@ impl Ctx {
         self.each(|api| {
             match api {
                 Api::V1 => {
-                    let info = self.v1().shim_info(&(), &self.opts())?;
+                    let info = self.v1().shim_info(&(), self.opts())?;
                     let pid = i32::try_from(info.shim_pid)
                         .ok()
                         .filter(|p| *p > 1)
@@ -717,7 +719,7 @@ impl Ctx {
                         id: self.cid()?,
                         now: self.o.now,
                     };
-                    let r = self.task(api).shutdown(&req, &self.opts());
+                    let r = self.task(api).shutdown(&req, self.opts());
                     match r {
                         // The shim may exit before its answer is read.
                         Err(ttrpc_std::Error::Closed(_)) => {}
