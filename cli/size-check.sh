@@ -1,12 +1,13 @@
 #!/bin/sh
 # Builds shimctl and a hello-world statically with the same profile (the
-# workspace release profile, which keeps panic = "unwind") and prints both
-# sizes and the difference (budget: 400 KiB).
+# workspace release profile, which keeps panic = "unwind") and the same
+# RUSTFLAGS (the README's static recipe unless RUSTFLAGS is set), and prints
+# both sizes and the difference (budget: 400 KiB).
 #   cli/size-check.sh
 set -eu
 root=$(cd "$(dirname "$0")/.." && pwd)
 target=x86_64-unknown-linux-gnu
-export RUSTFLAGS="${RUSTFLAGS:--C target-feature=+crt-static}"
+export RUSTFLAGS="${RUSTFLAGS:--C target-feature=+crt-static -C force-frame-pointers=yes}"
 
 cd "$root"
 tdir=${CARGO_TARGET_DIR:-$root/target}
