@@ -34,7 +34,7 @@ fn kind_name(kind: FrameType) -> String {
         FrameType::Request => "request".into(),
         FrameType::Response => "response".into(),
         FrameType::Data => "data".into(),
-        other => format!("{other:?}").to_ascii_lowercase(),
+        other => format!("unknown({})", other.as_u8()),
     }
 }
 

@@ -4,6 +4,34 @@ use crate::code::{Code, Status};
 use crate::frame::FrameType;
 use crate::stream::StreamId;
 
+/// A duration as `Debug` prints it (`5s`, `1.5s`, `250ms`, `10µs`, `7ns`),
+/// without `Debug`'s rounding machinery (about 2 KB in a static binary).
+pub(crate) struct ShowDuration(pub(crate) std::time::Duration);
+
+impl std::fmt::Display for ShowDuration {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (secs, nanos) = (self.0.as_secs(), self.0.subsec_nanos());
+        let (int, mut frac, mut width, unit) = if secs > 0 {
+            (secs, nanos, 9, "s")
+        } else if nanos >= 1_000_000 {
+            (u64::from(nanos / 1_000_000), nanos % 1_000_000, 6, "ms")
+        } else if nanos >= 1_000 {
+            (u64::from(nanos / 1_000), nanos % 1_000, 3, "µs")
+        } else {
+            (u64::from(nanos), 0, 0, "ns")
+        };
+        write!(f, "{int}")?;
+        if frac != 0 {
+            while frac % 10 == 0 {
+                frac /= 10;
+                width -= 1;
+            }
+            write!(f, ".{frac:0width$}")?;
+        }
+        f.write_str(unit)
+    }
+}
+
 /// Why a connection ended. Sticky: once set, it is the reason every later
 /// operation reports.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -16,7 +44,7 @@ pub enum ConnectionError {
     #[error("connection closed by peer in the middle of a frame")]
     UnexpectedEof,
     /// The peer started a frame and sent nothing more for too long.
-    #[error("peer stalled in the middle of a frame for more than {0:?}")]
+    #[error("peer stalled in the middle of a frame for more than {}", ShowDuration(*.0))]
     PartialFrameTimeout(std::time::Duration),
     /// The local side closed the connection.
     #[error("connection closed locally")]
@@ -84,7 +112,7 @@ pub enum CallError {
     #[error("malformed response: {0}")]
     Decode(prost::DecodeError),
     /// The peer sent a frame of a type that cannot answer a call.
-    #[error("unexpected {0:?} frame received for the call")]
+    #[error("unexpected {0} frame received for the call")]
     UnexpectedFrame(FrameType),
 }
 
@@ -130,7 +158,7 @@ pub enum ProtocolError {
     InactiveStream,
     /// A frame a client must not send (a Response, or Data on a unary call):
     /// ignored.
-    #[error("unexpected {0:?} frame from client")]
+    #[error("unexpected {0} frame from client")]
     UnexpectedFrame(FrameType),
     /// A frame of unknown type: skipped for forward compatibility.
     #[error("unknown frame type {0}")]
@@ -156,6 +184,33 @@ impl ProtocolError {
             | Self::InactiveStream => Some(Code::InvalidArgument),
             Self::Oversized { .. } | Self::TooManyCalls => Some(Code::ResourceExhausted),
             Self::UnexpectedFrame(_) | Self::UnknownFrameType(_) => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::ShowDuration;
+
+    #[test]
+    fn durations_display_as_debug_does() {
+        for d in [
+            Duration::ZERO,
+            Duration::from_nanos(7),
+            Duration::from_nanos(999),
+            Duration::from_micros(10),
+            Duration::from_nanos(1_500),
+            Duration::from_nanos(1_000_001),
+            Duration::from_millis(250),
+            Duration::from_micros(2_500),
+            Duration::from_secs(5),
+            Duration::from_millis(1_500),
+            Duration::new(1, 1),
+            Duration::new(u64::MAX, 999_999_999),
+        ] {
+            assert_eq!(ShowDuration(d).to_string(), format!("{d:?}"));
         }
     }
 }

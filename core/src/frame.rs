@@ -43,6 +43,19 @@ impl FrameType {
     }
 }
 
+/// The name as `Debug` prints it (`Request`, `Response`, `Data`,
+/// `Unknown(7)`), for error messages.
+impl std::fmt::Display for FrameType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Request => f.write_str("Request"),
+            Self::Response => f.write_str("Response"),
+            Self::Data => f.write_str("Data"),
+            Self::Unknown(v) => write!(f, "Unknown({v})"),
+        }
+    }
+}
+
 impl From<u8> for FrameType {
     fn from(v: u8) -> Self {
         match v {
@@ -196,6 +209,9 @@ mod tests {
         assert_eq!(FrameType::from(2), FrameType::Response);
         assert_eq!(FrameType::from(3), FrameType::Data);
         assert_eq!(FrameType::from(7), FrameType::Unknown(7));
+        for t in [1, 2, 3, 7].map(FrameType::from) {
+            assert_eq!(t.to_string(), format!("{t:?}"));
+        }
         let f = Flags::REMOTE_CLOSED.union(Flags::NO_DATA);
         assert_eq!(f.0, 5);
         assert!(f.contains(Flags::REMOTE_CLOSED));

@@ -31,7 +31,7 @@ use bytes::Bytes;
 
 use crate::code::{Code, Status};
 use crate::config::Config;
-use crate::error::CallError;
+use crate::error::{CallError, ShowDuration};
 use crate::sorted::{SortedMap, SortedSet};
 use crate::stream::StreamId;
 
@@ -258,7 +258,10 @@ impl RecvQueues {
 pub(crate) fn stall_status(timeout: Duration) -> Status {
     Status::new(
         Code::ResourceExhausted,
-        format!("stream receive queue full: the receiver took no message for {timeout:?}"),
+        format!(
+            "stream receive queue full: the receiver took no message for {}",
+            ShowDuration(timeout)
+        ),
     )
 }
 
