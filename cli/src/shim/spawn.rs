@@ -158,7 +158,7 @@ fn look_path_in(name: &str, path: Option<&str>, cwd: &Path) -> Result<PathBuf, S
 pub(super) fn io_message(e: &io::Error) -> String {
     e.raw_os_error().map_or_else(
         || e.to_string(),
-        |n| nix::errno::Errno::from_raw(n).desc().to_lowercase(),
+        |n| nix::errno::Errno::from_raw(n).desc().to_ascii_lowercase(),
     )
 }
 
