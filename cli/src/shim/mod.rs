@@ -419,10 +419,12 @@ fn daemonize(mut opts: ServeOpts) -> Result<(), Fail> {
         nix::unistd::ForkResult::Parent { child } => {
             drop(w);
             let Some(address) = read_ready(r) else {
-                let status = nix::sys::wait::waitpid(child, None);
-                return Err(Fail::Other(format!(
-                    "serve: the daemon did not start ({status:?})"
-                )));
+                let why = match waitpid(child, None) {
+                    Ok(WaitStatus::Exited(_, code)) => format!(" (exit status {code})"),
+                    Ok(WaitStatus::Signaled(_, sig, _)) => format!(" (killed by {})", sig.as_str()),
+                    _ => String::new(),
+                };
+                return Err(Fail::Other(format!("serve: the daemon did not start{why}")));
             };
             print!("{address}");
             Ok(())
