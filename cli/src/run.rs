@@ -11,7 +11,6 @@
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::os::fd::OwnedFd;
-use std::os::unix::fs::DirBuilderExt as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -109,10 +108,7 @@ pub(crate) fn run(o: &Opts) -> Result<(), Fail> {
             "run: refusing a temp dir under /run/containerd/s".into(),
         ));
     }
-    std::fs::DirBuilder::new()
-        .mode(0o700)
-        .create(&dir)
-        .map_err(|e| other(format_args!("create {}", dir.display()), e))?;
+    stdio::mkdir(&dir, 0o700).map_err(|e| other(format_args!("create {}", dir.display()), e))?;
     let mut cleanup = Cleanup {
         dir: dir.clone(),
         shim: None,
@@ -183,7 +179,7 @@ pub(crate) fn run(o: &Opts) -> Result<(), Fail> {
 /// Writes a bundle whose `config.json` runs the words after `--` with our
 /// environment plus `--env`, in `--cwd` or ours.
 fn write_bundle(o: &Opts, bundle: &Path) -> Result<(), Fail> {
-    std::fs::create_dir(bundle).map_err(|e| other("create bundle", e))?;
+    stdio::mkdir(bundle, 0o777).map_err(|e| other("create bundle", e))?;
     let strings = |v: Vec<String>| Value::Array(v.into_iter().map(Value::String).collect());
     let mut env = crate::shim::environment();
     env.extend(o.env.iter().cloned());

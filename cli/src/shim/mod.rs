@@ -330,7 +330,7 @@ pub(crate) fn command(o: &crate::args::Opts) -> Result<(), Fail> {
                 })
                 .ok_or_else(|| Fail::Other("serve: no socket path derived".to_owned()))?;
             if let Some(dir) = path.parent() {
-                std::fs::create_dir_all(dir)
+                crate::stdio::mkdir_all(dir)
                     .map_err(|e| fail(&format!("create {}", dir.display()), e))?;
             }
             format!("unix://{}", path.display())
