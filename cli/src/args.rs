@@ -1,5 +1,8 @@
-//! The command line (lexopt): global flags go before or after the
-//! subcommand; words after `--` are an exec's command.
+//! The command line: global flags go before or after the subcommand; words
+//! after `--` are an exec's command. Options are read as lexopt reads them
+//! (`--long VALUE`, `--long=VALUE`, `-s VALUE`, `-sVALUE`, `-s=VALUE`,
+//! `-ab` for two flags), with its messages, by a small [`Lexer`] (lexopt's
+//! parser linked `Debug` code for its state, about 3 KB).
 
 use std::ffi::OsString;
 use std::time::Duration;
@@ -220,9 +223,120 @@ fn usage(msg: impl Into<String>) -> Fail {
     Fail::Usage(msg.into())
 }
 
+/// One command-line element, as lexopt's `Arg`.
+enum Arg<'a> {
+    Short(char),
+    Long(&'a str),
+    Value(String),
+}
+
+impl Arg<'_> {
+    /// The error for an option nobody asked for.
+    fn unexpected(&self) -> Fail {
+        match self {
+            Arg::Short(c) => usage(format!("invalid option '-{c}'")),
+            Arg::Long(name) => usage(format!("invalid option '--{name}'")),
+            Arg::Value(v) => usage(format!("unexpected argument {v:?}")),
+        }
+    }
+}
+
+/// lexopt's lexer, for UTF-8 arguments (the others are refused as they
+/// are reached, with lexopt's message).
+struct Lexer {
+    args: std::vec::IntoIter<OsString>,
+    /// The value of `--long=VALUE`, until taken.
+    pending: Option<String>,
+    /// A `-abc` being read, and the byte offset of the next option in it.
+    shorts: Option<(String, usize)>,
+    /// The last option returned, as the user wrote it (`--long`, `-s`).
+    last: String,
+}
+
+impl Lexer {
+    fn new(args: Vec<OsString>) -> Self {
+        Self {
+            args: args.into_iter(),
+            pending: None,
+            shorts: None,
+            last: String::new(),
+        }
+    }
+
+    fn next(&mut self) -> Result<Option<Arg<'_>>, Fail> {
+        if let Some(value) = self.pending.take() {
+            return Err(self.unexpected_value(&value));
+        }
+        if let Some((arg, pos)) = &mut self.shorts {
+            match arg[*pos..].chars().next() {
+                None => self.shorts = None,
+                Some('=') if *pos > 1 => {
+                    let value = arg[*pos + 1..].to_owned();
+                    self.shorts = None;
+                    return Err(self.unexpected_value(&value));
+                }
+                Some(c) => {
+                    *pos += c.len_utf8();
+                    self.last = format!("-{c}");
+                    return Ok(Some(Arg::Short(c)));
+                }
+            }
+        }
+        let Some(mut arg) = self.arg()? else {
+            return Ok(None);
+        };
+        if let Some(long) = arg.strip_prefix("--") {
+            if let Some((name, value)) = long.split_once('=') {
+                self.pending = Some(value.to_owned());
+                arg.truncate(2 + name.len());
+            }
+            self.last = arg;
+            Ok(Some(Arg::Long(&self.last[2..])))
+        } else if arg.len() > 1 && arg.starts_with('-') {
+            self.shorts = Some((arg, 1));
+            self.next()
+        } else {
+            Ok(Some(Arg::Value(arg)))
+        }
+    }
+
+    /// The option's value: the rest of `--long=VALUE` or of `-sVALUE`
+    /// (less a leading `=`), or else the next argument, whatever it is.
+    fn value(&mut self) -> Result<String, Fail> {
+        if let Some(value) = self.pending.take() {
+            return Ok(value);
+        }
+        if let Some((arg, pos)) = self.shorts.take() {
+            if pos < arg.len() {
+                let rest = &arg[pos..];
+                return Ok(rest.strip_prefix('=').unwrap_or(rest).to_owned());
+            }
+        }
+        self.arg()?
+            .ok_or_else(|| usage(format!("missing argument for option '{}'", self.last)))
+    }
+
+    fn arg(&mut self) -> Result<Option<String>, Fail> {
+        self.args
+            .next()
+            .map(|a| {
+                a.into_string()
+                    .map_err(|a| usage(format!("argument is invalid unicode: {a:?}")))
+            })
+            .transpose()
+    }
+
+    fn unexpected_value(&self, value: &str) -> Fail {
+        usage(format!(
+            "unexpected argument for option '{}': {value:?}",
+            self.last
+        ))
+    }
+}
+
 /// Parses the arguments after the program name.
 pub(crate) fn parse(argv: Vec<OsString>) -> Result<Command, Fail> {
-    use lexopt::prelude::*;
+    use Arg::{Long, Short, Value};
 
     // Words after the first `--` are the exec command, kept verbatim.
     let (head, words) = match argv.iter().position(|a| a == "--") {
@@ -271,17 +385,14 @@ pub(crate) fn parse(argv: Vec<OsString>) -> Result<Command, Fail> {
         allow: Vec::new(),
         shim: None,
     };
-    let mut p = lexopt::Parser::from_args(head);
-    let err = |e: lexopt::Error| usage(e.to_string());
-    let string = |p: &mut lexopt::Parser| -> Result<String, Fail> {
-        p.value().map_err(err)?.string().map_err(err)
-    };
-    let number = |p: &mut lexopt::Parser, what: &str| -> Result<u32, Fail> {
+    let mut p = Lexer::new(head);
+    let string = Lexer::value;
+    let number = |p: &mut Lexer, what: &str| -> Result<u32, Fail> {
         let v = string(p)?;
         v.parse()
             .map_err(|_| usage(format!("{what}: not a number: {v:?}")))
     };
-    while let Some(arg) = p.next().map_err(err)? {
+    while let Some(arg) = p.next()? {
         match arg {
             Short('h') | Long("help") => return Ok(Command::Help),
             Long("socket") => o.socket = Some(string(&mut p)?),
@@ -328,7 +439,6 @@ pub(crate) fn parse(argv: Vec<OsString>) -> Result<Command, Fail> {
             Long("allow") => o.allow.push(string(&mut p)?),
             Long("shim") => o.shim = Some(string(&mut p)?),
             Value(v) => {
-                let v = v.string().map_err(err)?;
                 if o.cmd.is_empty() {
                     if !COMMANDS.contains(&v.as_str()) {
                         return Err(usage(format!("unknown command {v:?}")));
@@ -338,7 +448,7 @@ pub(crate) fn parse(argv: Vec<OsString>) -> Result<Command, Fail> {
                     o.positionals.push(v);
                 }
             }
-            _ => return Err(usage(arg.unexpected().to_string())),
+            _ => return Err(arg.unexpected()),
         }
     }
     if o.cmd.is_empty() {
@@ -450,6 +560,122 @@ mod tests {
         assert!(o.close_stdin);
         let o = run(&["exec", "e", "--stdin", "/tmp/in"]).unwrap();
         assert_eq!(o.stdin.as_deref(), Some("/tmp/in"));
+    }
+
+    /// What the lexer makes of `args` when every option takes a value
+    /// except `-a`, `-b` and `--flag`, as lexopt would.
+    fn lex(args: &[&str]) -> Vec<String> {
+        let mut p = Lexer::new(args.iter().map(OsString::from).collect());
+        let mut out = Vec::new();
+        loop {
+            let arg = match p.next() {
+                Ok(Some(arg)) => arg,
+                Ok(None) => return out,
+                Err(Fail::Usage(m)) => {
+                    out.push(format!("error: {m}"));
+                    return out;
+                }
+                Err(_) => unreachable!(),
+            };
+            let (name, flag) = match arg {
+                Arg::Short(c) => (format!("-{c}"), c == 'a' || c == 'b'),
+                Arg::Long(l) => (format!("--{l}"), l == "flag"),
+                Arg::Value(v) => {
+                    out.push(format!("value {v}"));
+                    continue;
+                }
+            };
+            if flag {
+                out.push(name);
+                continue;
+            }
+            match p.value() {
+                Ok(v) => out.push(format!("{name}={v}")),
+                Err(Fail::Usage(m)) => {
+                    out.push(format!("error: {m}"));
+                    return out;
+                }
+                Err(_) => unreachable!(),
+            }
+        }
+    }
+
+    #[test]
+    fn options_are_read_as_lexopt_reads_them() {
+        let cases: &[(&[&str], &[&str])] = &[
+            (&["--id", "c1", "x"], &["--id=c1", "value x"]),
+            (
+                &["--id=c1", "--id=", "--id", "-v"],
+                &["--id=c1", "--id=", "--id=-v"],
+            ),
+            (
+                &["-n", "ns", "-nns", "-n=ns", "-n", "--"],
+                &["-n=ns", "-n=ns", "-n=ns", "-n=--"],
+            ),
+            (
+                &["-ab", "-abnx", "-", "-ba"],
+                &["-a", "-b", "-a", "-b", "-n=x", "value -", "-b", "-a"],
+            ),
+            (
+                &["--flag=1"],
+                &[
+                    "--flag",
+                    "error: unexpected argument for option '--flag': \"1\"",
+                ],
+            ),
+            (
+                &["-a=1"],
+                &["-a", "error: unexpected argument for option '-a': \"1\""],
+            ),
+            (
+                &["-ab=1"],
+                &[
+                    "-a",
+                    "-b",
+                    "error: unexpected argument for option '-b': \"1\"",
+                ],
+            ),
+            (
+                &["x", "--id"],
+                &["value x", "error: missing argument for option '--id'"],
+            ),
+            (&["-n"], &["error: missing argument for option '-n'"]),
+            (&["-é", "ü"], &["-é=ü"]),
+            (&["--a=b=c"], &["--a=b=c"]),
+        ];
+        for (args, want) in cases {
+            assert_eq!(lex(args), *want, "{args:?}");
+        }
+    }
+
+    #[test]
+    fn non_utf8_arguments_are_refused_when_reached() {
+        use std::os::unix::ffi::OsStringExt as _;
+        let bad = || OsString::from_vec(b"a\xffb".to_vec());
+        let argv = |v: Vec<OsString>| match parse(v) {
+            Err(Fail::Usage(m)) => m,
+            _ => "accepted".to_owned(),
+        };
+        assert_eq!(
+            argv(vec!["--id".into(), bad()]),
+            r#"argument is invalid unicode: "a\xFFb""#
+        );
+        assert_eq!(
+            argv(vec!["state".into(), "--".into(), bad()]),
+            r#"not UTF-8: "a\xFFb""#
+        );
+        assert!(matches!(
+            parse(vec!["--help".into(), bad()]),
+            Ok(Command::Help)
+        ));
+        assert_eq!(
+            argv(vec!["state".into(), "--bogus".into()]),
+            "invalid option '--bogus'"
+        );
+        assert_eq!(
+            argv(vec!["state".into(), "-x".into()]),
+            "invalid option '-x'"
+        );
     }
 
     #[test]
