@@ -207,6 +207,17 @@ impl Ctx {
 
     /// Runs `f` with each candidate API until one implements its service.
     fn each<T>(&self, mut f: impl FnMut(Api) -> Result<T, Fail>) -> Result<T, Fail> {
+        // The loop is not generic (one copy for every command), `f`'s
+        // answer waits in `out`.
+        let mut out = None;
+        self.each_api(&mut |api| {
+            out = Some(f(api)?);
+            Ok(())
+        })?;
+        out.ok_or_else(|| Fail::Other("no API to try".into()))
+    }
+
+    fn each_api(&self, f: &mut dyn FnMut(Api) -> Result<(), Fail>) -> Result<(), Fail> {
         if let Some(api) = self.api.get() {
             return f(api);
         }
