@@ -124,7 +124,7 @@ pub(crate) enum ApiSel {
 /// Everything the command line said.
 #[derive(Debug, Clone)]
 pub(crate) struct Opts {
-    pub(crate) cmd: String,
+    pub(crate) cmd: Cmd,
     pub(crate) positionals: Vec<String>,
     /// Words after `--`.
     pub(crate) words: Vec<String>,
@@ -164,10 +164,74 @@ pub(crate) enum Command {
     Run(Box<Opts>),
 }
 
-const COMMANDS: &[&str] = &[
-    "create", "start", "state", "delete", "exec", "kill", "wait", "pids", "stats", "pause",
-    "resume", "close-io", "resize", "connect", "shutdown", "decode", "serve", "run",
-];
+/// A subcommand: parsed once, so that nothing after the parser compares
+/// strings to find out what to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Cmd {
+    Create,
+    Start,
+    State,
+    Delete,
+    Exec,
+    Kill,
+    Wait,
+    Pids,
+    Stats,
+    Pause,
+    Resume,
+    CloseIo,
+    Resize,
+    Connect,
+    Shutdown,
+    Decode,
+    Serve,
+    Run,
+}
+
+impl Cmd {
+    /// Every command, in the order of its word in [`Cmd::WORDS`].
+    const ALL: [Self; 18] = [
+        Self::Create,
+        Self::Start,
+        Self::State,
+        Self::Delete,
+        Self::Exec,
+        Self::Kill,
+        Self::Wait,
+        Self::Pids,
+        Self::Stats,
+        Self::Pause,
+        Self::Resume,
+        Self::CloseIo,
+        Self::Resize,
+        Self::Connect,
+        Self::Shutdown,
+        Self::Decode,
+        Self::Serve,
+        Self::Run,
+    ];
+    /// The command words, one string (a table of `&str` would cost a
+    /// relocation per entry in a static-pie).
+    const WORDS: &str = "create start state delete exec kill wait pids stats pause resume close-io resize connect shutdown decode serve run";
+
+    fn from_word(word: &str) -> Option<Self> {
+        Self::WORDS
+            .split(' ')
+            .position(|w| w == word)
+            .map(|i| Self::ALL[i])
+    }
+
+    /// The word on the command line.
+    pub(crate) fn word(self) -> &'static str {
+        Self::WORDS.split(' ').nth(self as usize).unwrap_or("")
+    }
+}
+
+impl std::fmt::Display for Cmd {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.word())
+    }
+}
 
 /// `5s`, `500ms`, `1m30s`, `1.5h`, `250us`, `0`: Go's `time.ParseDuration`
 /// without the sign.
@@ -352,7 +416,8 @@ pub(crate) fn parse(argv: Vec<OsString>) -> Result<Command, Fail> {
         .collect::<Result<Vec<_>, _>>()?;
 
     let mut o = Opts {
-        cmd: String::new(),
+        // Set from the command word below (none is an error).
+        cmd: Cmd::State,
         positionals: Vec::new(),
         words,
         socket: None,
@@ -385,6 +450,7 @@ pub(crate) fn parse(argv: Vec<OsString>) -> Result<Command, Fail> {
         allow: Vec::new(),
         shim: None,
     };
+    let mut cmd: Option<Cmd> = None;
     let mut p = Lexer::new(head);
     let string = Lexer::value;
     let number = |p: &mut Lexer, what: &str| -> Result<u32, Fail> {
@@ -420,7 +486,7 @@ pub(crate) fn parse(argv: Vec<OsString>) -> Result<Command, Fail> {
             }
             Long("exec-id") => o.exec_id = Some(string(&mut p)?),
             Long("bundle") => o.bundle = Some(string(&mut p)?),
-            Long("stdin") if o.cmd == "close-io" => o.close_stdin = true,
+            Long("stdin") if cmd == Some(Cmd::CloseIo) => o.close_stdin = true,
             Long("stdin") => o.stdin = Some(string(&mut p)?),
             Long("stdout") => o.stdout = Some(string(&mut p)?),
             Long("stderr") => o.stderr = Some(string(&mut p)?),
@@ -439,11 +505,11 @@ pub(crate) fn parse(argv: Vec<OsString>) -> Result<Command, Fail> {
             Long("allow") => o.allow.push(string(&mut p)?),
             Long("shim") => o.shim = Some(string(&mut p)?),
             Value(v) => {
-                if o.cmd.is_empty() {
-                    if !COMMANDS.contains(&v.as_str()) {
-                        return Err(usage(format!("unknown command {v:?}")));
-                    }
-                    o.cmd = v;
+                if cmd.is_none() {
+                    cmd = Some(
+                        Cmd::from_word(&v)
+                            .ok_or_else(|| usage(format!("unknown command {v:?}")))?,
+                    );
                 } else {
                     o.positionals.push(v);
                 }
@@ -451,11 +517,12 @@ pub(crate) fn parse(argv: Vec<OsString>) -> Result<Command, Fail> {
             _ => return Err(arg.unexpected()),
         }
     }
-    if o.cmd.is_empty() {
+    let Some(cmd) = cmd else {
         return Err(usage("no command given"));
-    }
-    let max_pos = match o.cmd.as_str() {
-        "start" | "state" | "delete" | "exec" | "decode" => 1,
+    };
+    o.cmd = cmd;
+    let max_pos = match cmd {
+        Cmd::Start | Cmd::State | Cmd::Delete | Cmd::Exec | Cmd::Decode => 1,
         _ => 0,
     };
     if o.positionals.len() > max_pos {
@@ -464,27 +531,27 @@ pub(crate) fn parse(argv: Vec<OsString>) -> Result<Command, Fail> {
             o.cmd, o.positionals[max_pos]
         )));
     }
-    if !o.words.is_empty() && o.cmd != "exec" && o.cmd != "run" {
+    if !o.words.is_empty() && cmd != Cmd::Exec && cmd != Cmd::Run {
         return Err(usage(format!("{}: takes no command after --", o.cmd)));
     }
-    match o.cmd.as_str() {
-        "create" if o.bundle.is_none() => return Err(usage("create: --bundle DIR is required")),
-        "exec" if o.positionals.is_empty() => return Err(usage("exec: EXEC_ID is required")),
-        "run" if o.words.is_empty() && o.shim.is_none() => {
+    match cmd {
+        Cmd::Create if o.bundle.is_none() => return Err(usage("create: --bundle DIR is required")),
+        Cmd::Exec if o.positionals.is_empty() => return Err(usage("exec: EXEC_ID is required")),
+        Cmd::Run if o.words.is_empty() && o.shim.is_none() => {
             return Err(usage("run: a command is required after --"));
         }
-        "run" if o.shim.is_some() != o.bundle.is_some() => {
+        Cmd::Run if o.shim.is_some() != o.bundle.is_some() => {
             return Err(usage("run: --shim and --bundle go together"));
         }
-        "serve" if o.socket.is_none() && o.id.is_none() => {
+        Cmd::Serve if o.socket.is_none() && o.id.is_none() => {
             return Err(usage("serve: --socket ADDR or --id ID is required"));
         }
-        "resize" if o.width.is_none() || o.height.is_none() => {
+        Cmd::Resize if o.width.is_none() || o.height.is_none() => {
             return Err(usage("resize: --width and --height are required"));
         }
         _ => {}
     }
-    if o.runtime.is_some() && o.cmd != "create" {
+    if o.runtime.is_some() && cmd != Cmd::Create {
         return Err(usage("--runtime is for create only"));
     }
     Ok(Command::Run(Box::new(o)))
@@ -545,7 +612,7 @@ mod tests {
             "echo --id",
         ])
         .unwrap();
-        assert_eq!(o.cmd, "exec");
+        assert_eq!(o.cmd, Cmd::Exec);
         assert_eq!(o.positionals, ["e1"]);
         assert_eq!(o.id.as_deref(), Some("c1"));
         assert_eq!(o.namespace, "ns");

@@ -11,7 +11,7 @@ use ttrpc_core::{CallOptions, Code};
 use ttrpc_std::Address;
 
 use crate::Fail;
-use crate::args::{ApiSel, Opts};
+use crate::args::{ApiSel, Cmd, Opts};
 use crate::attach::Attach;
 use crate::conn::Conn;
 use crate::json::Value;
@@ -122,7 +122,7 @@ impl Ctx {
                 derived_addresses(&o.address, &o.namespace, &id)
             }
         };
-        let signals = if o.cmd == "exec" && o.attach && o.tty {
+        let signals = if o.cmd == Cmd::Exec && o.attach && o.tty {
             stdio::block_signals()
         } else {
             None
@@ -243,23 +243,23 @@ impl Ctx {
     }
 
     pub(crate) fn dispatch(&self) -> Result<(), Fail> {
-        match self.o.cmd.as_str() {
-            "create" => self.create(),
-            "start" => self.start(),
-            "state" => self.state(),
-            "delete" => self.delete(),
-            "exec" => self.exec(),
-            "kill" => self.kill(),
-            "wait" => self.wait(),
-            "pids" => self.pids(),
-            "stats" => self.stats(),
-            "pause" => self.pause(true),
-            "resume" => self.pause(false),
-            "close-io" => self.close_io(),
-            "resize" => self.resize(self.o.width.unwrap_or(0), self.o.height.unwrap_or(0)),
-            "connect" => self.connect_cmd(),
-            "shutdown" => self.shutdown(),
-            other => Err(Fail::Usage(format!("unknown command {other:?}"))),
+        match self.o.cmd {
+            Cmd::Create => self.create(),
+            Cmd::Start => self.start(),
+            Cmd::State => self.state(),
+            Cmd::Delete => self.delete(),
+            Cmd::Exec => self.exec(),
+            Cmd::Kill => self.kill(),
+            Cmd::Wait => self.wait(),
+            Cmd::Pids => self.pids(),
+            Cmd::Stats => self.stats(),
+            Cmd::Pause => self.pause(true),
+            Cmd::Resume => self.pause(false),
+            Cmd::CloseIo => self.close_io(),
+            Cmd::Resize => self.resize(self.o.width.unwrap_or(0), self.o.height.unwrap_or(0)),
+            Cmd::Connect => self.connect_cmd(),
+            Cmd::Shutdown => self.shutdown(),
+            other => Err(Fail::Usage(format!("{other}: not a shim call"))),
         }
     }
 
@@ -803,8 +803,8 @@ impl<T> Pipe for T {}
 impl Opts {
     /// The container id: positional (start/state/delete take one) or `--id`.
     pub(crate) fn positionals_id(&self) -> Option<String> {
-        match self.cmd.as_str() {
-            "start" | "state" | "delete" => self.positionals.first().cloned(),
+        match self.cmd {
+            Cmd::Start | Cmd::State | Cmd::Delete => self.positionals.first().cloned(),
             _ => None,
         }
         .or_else(|| self.id.clone())

@@ -107,10 +107,10 @@ fn one_line(s: &str) -> String {
 }
 
 fn run(opts: Opts) -> Result<(), Fail> {
-    match opts.cmd.as_str() {
-        "decode" => return decode::run(&opts),
-        "serve" => return shim::command(&opts),
-        "run" => return run::run(&opts),
+    match opts.cmd {
+        args::Cmd::Decode => return decode::run(&opts),
+        args::Cmd::Serve => return shim::command(&opts),
+        args::Cmd::Run => return run::run(&opts),
         _ => {}
     }
     let ctx = cmd::Ctx::connect(opts)?;
