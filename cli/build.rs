@@ -59,6 +59,13 @@ pub(crate) fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Task v3's messages are wire-identical to v2's: reuse the v2 types and
     // generate only the v3 service (prost skips extern types).
     config.extern_path(".containerd.task.v3", "crate::proto::containerd::task::v2");
+    // Written by hand in src/proto.rs: a list, not a HashMap (see there).
+    for v in ["v2", "v3"] {
+        config.extern_path(
+            format!(".containerd.task.{v}.UpdateTaskRequest"),
+            "crate::proto::containerd::task::v2::UpdateTaskRequest",
+        );
+    }
     // Our own Any and Timestamp (RFC 3339 and the `Any` the exec spec
     // travels in), without prost-types' JSON and conversions.
     config.extern_path(".google.protobuf.Any", "crate::wkt::Any");
