@@ -105,7 +105,7 @@ const SPEC_TYPE_URL: &str = "types.containerd.io/opencontainers/runtime-spec/1/P
 fn status_unimplemented_service(e: &Fail, service: &str) -> bool {
     match e {
         Fail::Rpc(ttrpc_std::Error::Status(s)) => {
-            s.code == Code::Unimplemented && s.message.trim() == format!("service {service}")
+            s.code == Code::Unimplemented && s.message.trim_ascii() == format!("service {service}")
         }
         _ => false,
     }

@@ -153,7 +153,7 @@ fn single_threaded() -> bool {
     std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {
         s.lines()
             .find_map(|l| l.strip_prefix("Threads:"))
-            .is_some_and(|n| n.trim() == "1")
+            .is_some_and(|n| n.trim_ascii() == "1")
     })
 }
 

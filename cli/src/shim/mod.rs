@@ -399,7 +399,7 @@ pub(crate) fn read_ready(fd: OwnedFd) -> Option<String> {
     use std::io::Read as _;
     let mut address = String::new();
     let _ = std::fs::File::from(fd).read_to_string(&mut address);
-    let address = address.trim().to_owned();
+    let address = address.trim_ascii().to_owned();
     (!address.is_empty()).then_some(address)
 }
 

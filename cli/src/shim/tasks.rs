@@ -313,7 +313,7 @@ pub(super) fn descendants(roots: &[u32]) -> Vec<u32> {
             // "pid (comm) state ppid ...": comm may hold spaces and parens.
             let ppid = stat
                 .rsplit_once(')')
-                .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+                .and_then(|(_, rest)| rest.split_ascii_whitespace().nth(1))
                 .and_then(|p| p.parse::<u32>().ok());
             if let Some(ppid) = ppid {
                 parent_of.push((pid, ppid));
