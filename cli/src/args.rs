@@ -242,9 +242,10 @@ pub(crate) fn parse_duration(s: &str) -> Option<Duration> {
     if s.is_empty() {
         return None;
     }
-    // Integer arithmetic in nanoseconds (no float parsing: it is big).
+    // Integer arithmetic in nanoseconds (no float parsing: it is big; no
+    // u128 either), up to 584 years (Go's limit is 292).
     let mut rest = s;
-    let mut total: u128 = 0;
+    let mut total: u64 = 0;
     while !rest.is_empty() {
         let n = rest
             .find(|c: char| !(c.is_ascii_digit() || c == '.'))
@@ -257,7 +258,7 @@ pub(crate) fn parse_duration(s: &str) -> Option<Duration> {
         let u = rest
             .find(|c: char| c.is_ascii_digit() || c == '.')
             .unwrap_or(rest.len());
-        let unit: u128 = match &rest[..u] {
+        let unit: u64 = match &rest[..u] {
             "ns" => 1,
             "us" | "\u{b5}s" => 1_000,
             "ms" => 1_000_000,
@@ -267,7 +268,7 @@ pub(crate) fn parse_duration(s: &str) -> Option<Duration> {
             _ => return None,
         };
         rest = &rest[u..];
-        let whole: u128 = if int.is_empty() { 0 } else { int.parse().ok()? };
+        let whole: u64 = if int.is_empty() { 0 } else { int.parse().ok()? };
         let mut part = whole.checked_mul(unit)?;
         let mut scale = unit;
         for d in frac.bytes() {
@@ -275,12 +276,11 @@ pub(crate) fn parse_duration(s: &str) -> Option<Duration> {
                 return None;
             }
             scale /= 10;
-            part += u128::from(d - b'0') * scale;
+            part = part.checked_add(u64::from(d - b'0') * scale)?;
         }
         total = total.checked_add(part)?;
     }
-    let secs = u64::try_from(total / 1_000_000_000).ok()?;
-    Some(Duration::new(secs, (total % 1_000_000_000) as u32))
+    Some(Duration::from_nanos(total))
 }
 
 fn usage(msg: impl Into<String>) -> Fail {
@@ -577,6 +577,11 @@ mod tests {
         assert_eq!(parse_duration("1m30s"), Some(Duration::from_secs(90)));
         assert_eq!(parse_duration("1.5s"), Some(Duration::from_millis(1500)));
         assert_eq!(parse_duration("0"), Some(Duration::ZERO));
+        assert_eq!(parse_duration("1.000000001s"), Some(Duration::new(1, 1)));
+        assert_eq!(
+            parse_duration("5124095h"),
+            Some(Duration::from_secs(5_124_095 * 3600))
+        );
         for bad in [
             "",
             "5",
@@ -587,6 +592,8 @@ mod tests {
             "1.2.3s",
             ".s",
             "99999999999999999999999999999999999999h",
+            "5124096h",
+            "5124095h1h",
         ] {
             assert_eq!(parse_duration(bad), None, "{bad}");
         }
