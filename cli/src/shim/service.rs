@@ -96,7 +96,7 @@ impl Shim {
     /// Forks the process of a Create or Exec, with its terminal pumps.
     fn spawn(inner: &mut Inner, spec: &ProcessSpec, io: StdioPaths) -> Result<Process, Status> {
         let spawned = spawn::spawn(spec, &io).map_err(|e| unknown(e.0))?;
-        let mut p = Process::new(spawned.held.pid, io.clone(), spawned.held);
+        let mut p = Process::new(spawned.held.pid, io, spawned.held);
         p.stdin_keeper = spawned.stdin_keeper;
         if let Some(master) = spawned.pty {
             let dup = |fd: &std::os::fd::OwnedFd| {
@@ -106,7 +106,7 @@ impl Shim {
             };
             let out_src = dup(&master)?;
             spawn::set_nonblocking(&out_src, true).map_err(|e| unknown(e.0))?;
-            let out = spawn::open_output(&io.stdout, true).map_err(|e| unknown(e.0))?;
+            let out = spawn::open_output(&p.io.stdout, true).map_err(|e| unknown(e.0))?;
             p.pumps.push(inner.add_pump(out_src, out)?);
             if let Some(input) = spawned.tty_input {
                 let in_dst = dup(&master)?;
@@ -155,9 +155,9 @@ impl task::Task for Shim {
             let p = c.process(&r.exec_id)?;
             Ok(task::StateResponse {
                 id: if r.exec_id.is_empty() {
-                    r.id.clone()
+                    r.id
                 } else {
-                    r.exec_id.clone()
+                    r.exec_id
                 },
                 bundle: c.bundle.clone(),
                 pid: p.pid,
@@ -191,17 +191,17 @@ impl task::Task for Shim {
             let bytes = read_config(&path)?;
             let spec = ProcessSpec::from_config(&bytes).map_err(unknown)?;
             let io = StdioPaths {
-                stdin: r.stdin.clone(),
-                stdout: r.stdout.clone(),
-                stderr: r.stderr.clone(),
+                stdin: r.stdin,
+                stdout: r.stdout,
+                stderr: r.stderr,
                 terminal: r.terminal,
             };
             let init = Self::spawn(&mut inner, &spec, io)?;
             let pid = init.pid;
             inner.tasks.containers.insert(
-                r.id.clone(),
+                r.id,
                 Container {
-                    bundle: r.bundle.clone(),
+                    bundle: r.bundle,
                     init,
                     execs: Default::default(),
                 },
@@ -256,7 +256,7 @@ impl task::Task for Shim {
                 exit_status: p.exit_status(),
                 exited_at: Some(p.exited_at()),
             };
-            let removed: Vec<Process> = if r.exec_id.is_empty() {
+            if r.exec_id.is_empty() {
                 let c = inner
                     .tasks
                     .containers
@@ -265,14 +265,11 @@ impl task::Task for Shim {
                 for e in c.execs.values().filter(|e| e.exit.is_none()) {
                     let _ = e.signal(Signal::SIGKILL);
                 }
-                std::iter::once(c.init)
-                    .chain(c.execs.into_values())
-                    .collect()
-            } else {
-                c.execs.remove(&r.exec_id).into_iter().collect()
-            };
-            for p in &removed {
-                inner.release(p);
+                for p in c.all() {
+                    inner.release(p);
+                }
+            } else if let Some(p) = c.execs.remove(&r.exec_id) {
+                inner.release(&p);
             }
             Ok(resp)
         })());
@@ -361,17 +358,13 @@ impl task::Task for Shim {
             }
             let spec = exec_spec(r.spec.as_ref())?;
             let io = StdioPaths {
-                stdin: r.stdin.clone(),
-                stdout: r.stdout.clone(),
-                stderr: r.stderr.clone(),
+                stdin: r.stdin,
+                stdout: r.stdout,
+                stderr: r.stderr,
                 terminal: r.terminal,
             };
             let p = Self::spawn(&mut inner, &spec, io)?;
-            inner
-                .tasks
-                .container_mut(&r.id)?
-                .execs
-                .insert(r.exec_id.clone(), p);
+            inner.tasks.container_mut(&r.id)?.execs.insert(r.exec_id, p);
             Ok(())
         })());
     }

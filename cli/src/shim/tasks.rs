@@ -216,10 +216,6 @@ impl<V> ById<V> {
     pub(super) fn values_mut(&mut self) -> impl Iterator<Item = &mut V> {
         self.0.iter_mut().map(|(_, v)| v)
     }
-
-    pub(super) fn into_values(self) -> impl Iterator<Item = V> {
-        self.0.into_iter().map(|(_, v)| v)
-    }
 }
 
 /// Everything the shim serves.
