@@ -166,6 +166,10 @@ fn cstring(s: impl Into<Vec<u8>>) -> Result<CString, SpawnError> {
     CString::new(s).map_err(|_| SpawnError("argument contains a NUL byte".to_owned()))
 }
 
+fn cstrings<S: AsRef<str>>(list: &[S]) -> Result<Vec<CString>, SpawnError> {
+    list.iter().map(|s| cstring(s.as_ref())).collect()
+}
+
 /// A process forked and waiting before `exec` (see [`sys::spawn_held`]).
 pub(super) struct Held {
     pub(super) pid: u32,
@@ -214,16 +218,8 @@ pub(super) struct Spawned {
 pub(super) fn spawn(spec: &ProcessSpec, io: &StdioPaths) -> Result<Spawned, SpawnError> {
     let program = look_path(spec)?;
     let program = cstring(program.into_os_string().into_encoded_bytes())?;
-    let argv = spec
-        .args
-        .iter()
-        .map(|a| cstring(a.as_bytes()))
-        .collect::<Result<Vec<_>, _>>()?;
-    let envp = spec
-        .env
-        .iter()
-        .map(|a| cstring(a.as_bytes()))
-        .collect::<Result<Vec<_>, _>>()?;
+    let argv = cstrings(&spec.args)?;
+    let envp = cstrings(&spec.env)?;
     let cwd = cstring(spec.cwd.as_bytes())?;
     let (release_r, release_w) = pipe()?;
     let (report_r, report_w) = pipe()?;
@@ -318,14 +314,9 @@ pub(crate) fn exec(
     let resolved = look_path_in(program, path, cwd).map_err(|e| e.0)?;
     let c = |s: &[u8]| cstring(s).map_err(|e| e.0);
     let program = c(resolved.as_os_str().as_encoded_bytes())?;
-    let argv = std::iter::once(program.clone())
-        .map(Ok)
-        .chain(args.iter().map(|a| c(a.as_bytes())))
-        .collect::<Result<Vec<_>, _>>()?;
-    let envp = env
-        .iter()
-        .map(|e| c(e.as_bytes()))
-        .collect::<Result<Vec<_>, _>>()?;
+    let mut argv = vec![program.clone()];
+    argv.extend(cstrings(args).map_err(|e| e.0)?);
+    let envp = cstrings(&env).map_err(|e| e.0)?;
     let cwd = c(cwd.as_os_str().as_encoded_bytes())?;
     let stdin = File::open("/dev/null").map_err(|e| e.to_string())?;
     let (release_r, release_w) = pipe().map_err(|e| e.0)?;
