@@ -24,7 +24,7 @@ use crate::Fail;
 use crate::args::Opts;
 use crate::attach::Attach;
 use crate::conn::Conn;
-use crate::json::Value;
+use crate::json::Pretty;
 use crate::proto::task::{self, TaskClient};
 use crate::stdio;
 
@@ -180,7 +180,6 @@ pub(crate) fn run(o: &Opts) -> Result<(), Fail> {
 /// environment plus `--env`, in `--cwd` or ours.
 fn write_bundle(o: &Opts, bundle: &Path) -> Result<(), Fail> {
     stdio::mkdir(bundle, 0o777).map_err(|e| other("create bundle", e))?;
-    let strings = |v: Vec<String>| Value::Array(v.into_iter().map(Value::String).collect());
     let mut env = crate::shim::environment();
     env.extend(o.env.iter().cloned());
     let cwd = match &o.cwd {
@@ -190,33 +189,46 @@ fn write_bundle(o: &Opts, bundle: &Path) -> Result<(), Fail> {
             .display()
             .to_string(),
     };
-    let mut process = vec![
-        ("terminal".to_owned(), Value::Bool(o.tty)),
-        ("args".to_owned(), strings(o.words.clone())),
-        ("env".to_owned(), strings(env)),
-        ("cwd".to_owned(), Value::String(cwd)),
-    ];
-    if o.tty {
-        if let Some((w, h)) = crate::sys::window_size(io::stdin()) {
-            process.push((
-                "consoleSize".to_owned(),
-                Value::Object(vec![
-                    ("height".to_owned(), Value::from(u32::from(h))),
-                    ("width".to_owned(), Value::from(u32::from(w))),
-                ]),
-            ));
+    let mut w = Pretty::new();
+    let strings = |w: &mut Pretty, key: &str, list: &[String]| {
+        w.key(key);
+        w.open('[');
+        for s in list {
+            w.element();
+            w.string(s);
         }
+        w.close(']');
+    };
+    w.open('{');
+    w.key("ociVersion");
+    w.string("1.0.2");
+    w.key("process");
+    w.open('{');
+    w.key("terminal");
+    w.bool(o.tty);
+    strings(&mut w, "args", &o.words);
+    strings(&mut w, "env", &env);
+    w.key("cwd");
+    w.string(&cwd);
+    if o.tty
+        && let Some((width, height)) = crate::sys::window_size(io::stdin())
+    {
+        w.key("consoleSize");
+        w.open('{');
+        w.key("height");
+        w.uint(height.into());
+        w.key("width");
+        w.uint(width.into());
+        w.close('}');
     }
-    let config = Value::Object(vec![
-        ("ociVersion".to_owned(), Value::String("1.0.2".to_owned())),
-        ("process".to_owned(), Value::Object(process)),
-        (
-            "root".to_owned(),
-            Value::Object(vec![("path".to_owned(), Value::String("/".to_owned()))]),
-        ),
-    ]);
-    let mut text = String::new();
-    config.write_compact(&mut text);
+    w.close('}');
+    w.key("root");
+    w.open('{');
+    w.key("path");
+    w.string("/");
+    w.close('}');
+    w.close('}');
+    let text = w.finish();
     std::fs::write(bundle.join("config.json"), text).map_err(|e| other("write config.json", e))
 }
 
