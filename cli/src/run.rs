@@ -48,7 +48,7 @@ fn random_hex() -> String {
             .unwrap_or_default();
         b = t.subsec_nanos().to_le_bytes();
     }
-    b.iter().map(|x| format!("{x:02x}")).collect()
+    format!("{:08x}", u32::from_be_bytes(b))
 }
 
 /// What we started and must take down again, whatever happens.
@@ -134,8 +134,8 @@ pub(crate) fn run(o: &Opts) -> Result<(), Fail> {
         .map(Conn::new)
         .map_err(|e| other(&address, e))?;
     let tasks = TaskClient::new(&conn);
-    let status = drive(o, &tasks, &id, &bundle, &dir, signals.as_ref());
     let opts = CallOptions::with_timeout(CALL_TIMEOUT);
+    let status = drive(o, &tasks, &opts, &id, &bundle, &dir, signals.as_ref());
     // Whatever happened, leave no task behind.
     if status.is_err() {
         let kill = task::KillRequest {
@@ -316,12 +316,12 @@ fn start_third_party(
 fn drive(
     o: &Opts,
     tasks: &TaskClient<&Conn>,
+    opts: &CallOptions,
     id: &str,
     bundle: &Path,
     dir: &Path,
     signals: Option<&nix::sys::signalfd::SignalFd>,
 ) -> Result<u32, Fail> {
-    let opts = CallOptions::with_timeout(CALL_TIMEOUT);
     let fifo = |name: &str| -> Result<String, Fail> {
         let p = dir.join(name).display().to_string();
         stdio::prepare_fifo(&p)?;
@@ -350,7 +350,7 @@ fn drive(
         stderr: stderr.clone(),
         ..Default::default()
     };
-    tasks.create(&create, &opts)?;
+    tasks.create(&create, opts)?;
     let resize = || {
         if let Some((w, h)) = crate::sys::window_size(io::stdin()) {
             let req = task::ResizePtyRequest {
@@ -359,7 +359,7 @@ fn drive(
                 width: u32::from(w),
                 height: u32::from(h),
             };
-            let _ = tasks.resize_pty(&req, &opts);
+            let _ = tasks.resize_pty(&req, opts);
         }
     };
     let terminal = o.tty && nix::unistd::isatty(io::stdin()).unwrap_or(false);
@@ -371,7 +371,7 @@ fn drive(
         id: id.to_owned(),
         exec_id: String::new(),
     };
-    tasks.start(&start, &opts)?;
+    tasks.start(&start, opts)?;
     // SIGINT, SIGTERM, SIGHUP and SIGQUIT go to the task (a second one is
     // SIGKILL); SIGWINCH resizes its terminal.
     let forwarded = std::cell::Cell::new(false);
@@ -393,7 +393,7 @@ fn drive(
             signal: signal as u32,
             all: false,
         };
-        let _ = tasks.kill(&kill, &opts);
+        let _ = tasks.kill(&kill, opts);
     };
     // Our stdin ended: the task sees end of file.
     let close_stdin = || {
@@ -402,7 +402,7 @@ fn drive(
             exec_id: String::new(),
             stdin: true,
         };
-        let _ = tasks.close_io(&req, &opts);
+        let _ = tasks.close_io(&req, opts);
     };
     attach.run(
         &close_stdin,
