@@ -330,16 +330,15 @@ impl task::Task for Shim {
                         format!("invalid signal {}", r.signal),
                     )
                 })?;
-            let targets: Vec<&Process> = if r.all && r.exec_id.is_empty() {
-                c.all().filter(|p| p.exit.is_none()).collect()
-            } else {
-                vec![p]
-            };
-            for t in targets {
+            let signal = |t: &Process| {
                 t.signal(sig)
-                    .map_err(|e| unknown(format!("unknown error after kill: {e}")))?;
+                    .map_err(|e| unknown(format!("unknown error after kill: {e}")))
+            };
+            if r.all && r.exec_id.is_empty() {
+                c.all().filter(|p| p.exit.is_none()).try_for_each(signal)
+            } else {
+                signal(p)
             }
-            Ok(())
         })());
     }
 

@@ -290,11 +290,10 @@ fn pipe() -> Result<(OwnedFd, OwnedFd), SpawnError> {
 pub(crate) fn environment() -> Vec<String> {
     std::env::vars_os()
         .filter_map(|(k, v)| {
-            Some(format!(
-                "{}={}",
-                k.into_string().ok()?,
-                v.into_string().ok()?
-            ))
+            let mut kv = k.into_string().ok()?;
+            kv.push('=');
+            kv.push_str(v.to_str()?);
+            Some(kv)
         })
         .collect()
 }
