@@ -13,7 +13,7 @@ use ttrpc_core::{Code, IncomingRequest, Status};
 use super::oci::ProcessSpec;
 use super::pump::Pump;
 use super::spawn::{self, StdioPaths};
-use super::tasks::{self, Container, Process, State, Tasks, refuse, unknown};
+use super::tasks::{self, Container, Op, Process, State, Tasks, refuse, unknown};
 use crate::proto::containerd::runc::v1::ProcessDetails;
 use crate::proto::containerd::v1::types::ProcessInfo;
 use crate::proto::task;
@@ -214,7 +214,7 @@ impl task::Task for Shim {
         let mut inner = self.lock();
         reply.send((|| {
             let p = inner.tasks.container_mut(&r.id)?.process_mut(&r.exec_id)?;
-            if let Some(e) = refuse("start", p.state, r.exec_id.is_empty()) {
+            if let Some(e) = refuse(Op::Start, p.state, r.exec_id.is_empty()) {
                 return Err(e);
             }
             let held = p
@@ -237,7 +237,7 @@ impl task::Task for Shim {
         reply.send((|| {
             let c = inner.tasks.container_mut(&r.id)?;
             let p = c.process_mut(&r.exec_id)?;
-            if let Some(e) = refuse("delete", p.state, r.exec_id.is_empty()) {
+            if let Some(e) = refuse(Op::Delete, p.state, r.exec_id.is_empty()) {
                 return Err(e);
             }
             if p.state == State::Created {
@@ -346,7 +346,7 @@ impl task::Task for Shim {
         let mut inner = self.lock();
         reply.send((|| {
             let c = inner.tasks.container(&r.id)?;
-            if let Some(e) = refuse("exec", c.init.state, true) {
+            if let Some(e) = refuse(Op::Exec, c.init.state, true) {
                 return Err(e);
             }
             if r.exec_id.is_empty() || c.execs.contains_key(&r.exec_id) {
@@ -372,7 +372,7 @@ impl task::Task for Shim {
         let inner = self.lock();
         reply.send((|| {
             let p = inner.tasks.container(&r.id)?.process(&r.exec_id)?;
-            if let Some(e) = refuse("resize", p.state, r.exec_id.is_empty()) {
+            if let Some(e) = refuse(Op::Resize, p.state, r.exec_id.is_empty()) {
                 return Err(e);
             }
             if let Some(pty) = &p.pty {
@@ -446,9 +446,9 @@ impl Shim {
         let mut inner = self.lock();
         let c = inner.tasks.container_mut(id)?;
         let (op, sig, to) = if pause {
-            ("pause", Signal::SIGSTOP, State::Paused)
+            (Op::Pause, Signal::SIGSTOP, State::Paused)
         } else {
-            ("resume", Signal::SIGCONT, State::Running)
+            (Op::Resume, Signal::SIGCONT, State::Running)
         };
         if let Some(e) = refuse(op, c.init.state, true) {
             return Err(e);

@@ -129,27 +129,38 @@ pub(super) fn unknown(msg: impl Into<String>) -> Status {
     Status::new(Code::Unknown, msg)
 }
 
+/// A transition [`refuse`] checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Op {
+    Start,
+    Delete,
+    Pause,
+    Resume,
+    Exec,
+    Resize,
+}
+
 /// The runc shim's answer for a transition the state does not allow, or
-/// `None` if it is allowed. `exec` distinguishes init from exec processes
+/// `None` if it is allowed. `init` distinguishes init from exec processes
 /// where their messages differ.
-pub(super) fn refuse(op: &str, state: State, init: bool) -> Option<Status> {
+pub(super) fn refuse(op: Op, state: State, init: bool) -> Option<Status> {
     use State::{Created, Paused, Running, Stopped};
     let msg = match (op, state) {
-        ("start", Running) => "cannot start a running process",
-        ("start", Stopped) => "cannot start a stopped process",
-        ("start", Paused) => "cannot start a paused process",
-        ("delete", Running) => "cannot delete a running process",
-        ("delete", Paused) => "cannot delete a paused process",
-        ("pause", Created) if init => "cannot pause task in created state",
-        ("pause", Paused) => "cannot pause a paused container",
-        ("pause", Stopped) => "cannot pause a stopped container",
-        ("resume", Created) if init => "cannot resume task in created state",
-        ("resume", Running) => "cannot resume a running process",
-        ("resume", Stopped) => "cannot resume a stopped container",
-        ("exec", Created) => "cannot exec in a created state",
-        ("exec", Paused) => "cannot exec in a paused state",
-        ("exec", Stopped) => "cannot exec in a stopped state",
-        ("resize", Stopped) if !init => "cannot resize a stopped container",
+        (Op::Start, Running) => "cannot start a running process",
+        (Op::Start, Stopped) => "cannot start a stopped process",
+        (Op::Start, Paused) => "cannot start a paused process",
+        (Op::Delete, Running) => "cannot delete a running process",
+        (Op::Delete, Paused) => "cannot delete a paused process",
+        (Op::Pause, Created) if init => "cannot pause task in created state",
+        (Op::Pause, Paused) => "cannot pause a paused container",
+        (Op::Pause, Stopped) => "cannot pause a stopped container",
+        (Op::Resume, Created) if init => "cannot resume task in created state",
+        (Op::Resume, Running) => "cannot resume a running process",
+        (Op::Resume, Stopped) => "cannot resume a stopped container",
+        (Op::Exec, Created) => "cannot exec in a created state",
+        (Op::Exec, Paused) => "cannot exec in a paused state",
+        (Op::Exec, Stopped) => "cannot exec in a stopped state",
+        (Op::Resize, Stopped) if !init => "cannot resize a stopped container",
         _ => return None,
     };
     Some(unknown(msg))
@@ -352,16 +363,16 @@ mod tests {
 
     #[test]
     fn transitions_refused_with_runc_messages() {
-        assert_eq!(refuse("start", State::Created, true), None);
-        let s = refuse("start", State::Running, true).unwrap();
+        assert_eq!(refuse(Op::Start, State::Created, true), None);
+        let s = refuse(Op::Start, State::Running, true).unwrap();
         assert_eq!(
             (s.code, s.message.as_str()),
             (Code::Unknown, "cannot start a running process")
         );
-        assert!(refuse("pause", State::Created, false).is_none());
-        assert!(refuse("pause", State::Created, true).is_some());
-        assert!(refuse("delete", State::Stopped, true).is_none());
-        assert!(refuse("delete", State::Created, true).is_none());
+        assert!(refuse(Op::Pause, State::Created, false).is_none());
+        assert!(refuse(Op::Pause, State::Created, true).is_some());
+        assert!(refuse(Op::Delete, State::Stopped, true).is_none());
+        assert!(refuse(Op::Delete, State::Created, true).is_none());
     }
 
     #[test]
