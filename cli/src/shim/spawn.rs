@@ -5,7 +5,7 @@
 use std::ffi::CString;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Write};
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
@@ -214,15 +214,64 @@ pub(super) struct Spawned {
     pub(super) tty_input: Option<File>,
 }
 
+/// A process ready to fork: its C strings, and the pipes of its [`Held`].
+struct Prepared {
+    program: CString,
+    argv: Vec<CString>,
+    envp: Vec<CString>,
+    cwd: CString,
+    release: (OwnedFd, OwnedFd),
+    report: (OwnedFd, OwnedFd),
+}
+
+impl Prepared {
+    fn new(
+        program: &Path,
+        argv: Vec<CString>,
+        env: &[String],
+        cwd: &Path,
+    ) -> Result<Self, SpawnError> {
+        Ok(Self {
+            program: cstring(program.as_os_str().as_encoded_bytes())?,
+            argv,
+            envp: cstrings(env)?,
+            cwd: cstring(cwd.as_os_str().as_encoded_bytes())?,
+            release: pipe()?,
+            report: pipe()?,
+        })
+    }
+
+    /// Forks the process with `stdio`, held before exec.
+    fn fork(self, stdio: [BorrowedFd<'_>; 3], controlling_tty: bool) -> Result<Held, SpawnError> {
+        let pid = sys::spawn_held(&HeldSpawn {
+            program: &self.program,
+            argv: &self.argv,
+            envp: &self.envp,
+            cwd: &self.cwd,
+            stdio,
+            controlling_tty,
+            hold: self.release.0.as_fd(),
+            report: self.report.1.as_fd(),
+        })
+        .map_err(|e| err("fork", e))?;
+        // The child has its copies of the other ends; ours close here.
+        Ok(Held {
+            pid: pid.as_raw().unsigned_abs(),
+            release: self.release.1.into(),
+            report: self.report.0.into(),
+        })
+    }
+}
+
 /// Forks `spec` held before exec, with stdio from `io`.
 pub(super) fn spawn(spec: &ProcessSpec, io: &StdioPaths) -> Result<Spawned, SpawnError> {
     let program = look_path(spec)?;
-    let program = cstring(program.into_os_string().into_encoded_bytes())?;
-    let argv = cstrings(&spec.args)?;
-    let envp = cstrings(&spec.env)?;
-    let cwd = cstring(spec.cwd.as_bytes())?;
-    let (release_r, release_w) = pipe()?;
-    let (report_r, report_w) = pipe()?;
+    let prepared = Prepared::new(
+        &program,
+        cstrings(&spec.args)?,
+        &spec.env,
+        Path::new(&spec.cwd),
+    )?;
 
     let (stdio, pty, keeper, tty_input): ([OwnedFd; 3], _, _, _) = if io.terminal {
         let pty = nix::pty::openpty(None, None).map_err(|e| err("failed to allocate a pty", e))?;
@@ -256,25 +305,12 @@ pub(super) fn spawn(spec: &ProcessSpec, io: &StdioPaths) -> Result<Spawned, Spaw
             None,
         )
     };
-    let pid = sys::spawn_held(&HeldSpawn {
-        program: &program,
-        argv: &argv,
-        envp: &envp,
-        cwd: &cwd,
-        stdio: [stdio[0].as_fd(), stdio[1].as_fd(), stdio[2].as_fd()],
-        controlling_tty: io.terminal,
-        hold: release_r.as_fd(),
-        report: report_w.as_fd(),
-    })
-    .map_err(|e| err("fork", e))?;
-    // The child has its copies; ours close here.
-    drop((stdio, release_r, report_w));
+    let held = prepared.fork(
+        [stdio[0].as_fd(), stdio[1].as_fd(), stdio[2].as_fd()],
+        io.terminal,
+    )?;
     Ok(Spawned {
-        held: Held {
-            pid: pid.as_raw().unsigned_abs(),
-            release: release_w.into(),
-            report: report_r.into(),
-        },
+        held,
         pty,
         stdin_keeper: keeper,
         tty_input,
@@ -311,34 +347,17 @@ pub(crate) fn exec(
     let env = environment();
     let path = env.iter().rev().find_map(|e| e.strip_prefix("PATH="));
     let resolved = look_path_in(program, path, cwd).map_err(|e| e.0)?;
-    let c = |s: &[u8]| cstring(s).map_err(|e| e.0);
-    let program = c(resolved.as_os_str().as_encoded_bytes())?;
-    let mut argv = vec![program.clone()];
+    let mut argv = vec![cstring(resolved.as_os_str().as_encoded_bytes()).map_err(|e| e.0)?];
     argv.extend(cstrings(args).map_err(|e| e.0)?);
-    let envp = cstrings(&env).map_err(|e| e.0)?;
-    let cwd = c(cwd.as_os_str().as_encoded_bytes())?;
+    let prepared = Prepared::new(&resolved, argv, &env, cwd).map_err(|e| e.0)?;
     let stdin = File::open("/dev/null").map_err(|e| e.to_string())?;
-    let (release_r, release_w) = pipe().map_err(|e| e.0)?;
-    let (report_r, report_w) = pipe().map_err(|e| e.0)?;
     let stderr = std::io::stderr();
-    let pid = sys::spawn_held(&HeldSpawn {
-        program: &program,
-        argv: &argv,
-        envp: &envp,
-        cwd: &cwd,
-        stdio: [stdin.as_fd(), stdout.as_fd(), stderr.as_fd()],
-        controlling_tty: false,
-        hold: release_r.as_fd(),
-        report: report_w.as_fd(),
-    })
-    .map_err(|e| e.to_string())?;
-    drop((stdin, stdout, release_r, report_w));
-    Held {
-        pid: pid.as_raw() as u32,
-        release: release_w.into(),
-        report: report_r.into(),
-    }
-    .start()
-    .map_err(|e| e.0)?;
+    let held = prepared
+        .fork([stdin.as_fd(), stdout.as_fd(), stderr.as_fd()], false)
+        .map_err(|e| e.0)?;
+    // The child has its copies; ours close here.
+    drop((stdin, stdout));
+    let pid = super::tasks::pid_of(held.pid);
+    held.start().map_err(|e| e.0)?;
     Ok(pid)
 }
