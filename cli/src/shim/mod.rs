@@ -322,7 +322,9 @@ fn reap_children(shim: &Shim) {
             Ok(_) => continue,
         };
         let at = tasks::now();
-        answers.extend(shim.lock().tasks.exited(pid.as_raw() as u32, status, at));
+        shim.lock()
+            .tasks
+            .exited(pid.as_raw() as u32, status, at, &mut answers);
     }
     for (reply, resp) in answers {
         reply.ok(&resp);

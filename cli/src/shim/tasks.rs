@@ -245,16 +245,16 @@ impl Tasks {
         self.containers.get_mut(id).ok_or_else(not_created)
     }
 
-    /// Records an exit reaped by the loop. Returns the parked Wait calls
-    /// to answer, and whether the process was an init (whose container's
-    /// execs then die with it, as in a container).
+    /// Records an exit reaped by the loop, adding the parked Wait calls to
+    /// answer to `answers`. An init's exit ends its container's execs, as
+    /// in a container.
     pub(super) fn exited(
         &mut self,
         pid: u32,
         status: u32,
         at: Timestamp,
-    ) -> Vec<(Reply<WaitResponse>, WaitResponse)> {
-        let mut answers = Vec::new();
+        answers: &mut Vec<(Reply<WaitResponse>, WaitResponse)>,
+    ) {
         for c in self.containers.values_mut() {
             let init_died = c.init.pid == pid && c.init.exit.is_none();
             for p in c.all_mut() {
@@ -277,7 +277,6 @@ impl Tasks {
                 }
             }
         }
-        answers
     }
 
     /// Every live process of every container, for pid listing and for
