@@ -126,18 +126,25 @@ fn read_config(path: &std::path::Path) -> Result<Vec<u8>, Status> {
     use std::io::Read as _;
     let fail =
         |e: &std::io::Error| unknown(format!("open {}: {}", path.display(), spawn::io_message(e)));
-    let file = std::fs::File::open(path).map_err(|e| fail(&e))?;
+    let mut file = std::fs::File::open(path).map_err(|e| fail(&e))?;
+    // Read by hand: a `Take<File>` would bring its own copy of std's
+    // read_to_end into the binary.
     let mut bytes = Vec::new();
-    file.take(MAX_CONFIG + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| fail(&e))?;
-    if bytes.len() as u64 > MAX_CONFIG {
-        return Err(unknown(format!(
-            "{}: larger than {MAX_CONFIG} bytes",
-            path.display()
-        )));
+    let mut chunk = [0; 16 * 1024];
+    loop {
+        match file.read(&mut chunk) {
+            Ok(0) => return Ok(bytes),
+            Ok(n) => bytes.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(fail(&e)),
+        }
+        if bytes.len() as u64 > MAX_CONFIG {
+            return Err(unknown(format!(
+                "{}: larger than {MAX_CONFIG} bytes",
+                path.display()
+            )));
+        }
     }
-    Ok(bytes)
 }
 
 fn exec_spec(any: Option<&Any>) -> Result<ProcessSpec, Status> {
