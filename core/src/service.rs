@@ -10,7 +10,6 @@ use crate::code::{Code, Status};
 use crate::error::{CallError, SendError};
 use crate::recv::StreamItem;
 use crate::server::IncomingRequest;
-use crate::sorted::SortedMap;
 use crate::stream::StreamId;
 
 /// Where a [`Responder`] delivers its answer. Transports supply one: a
@@ -266,7 +265,9 @@ pub enum Dispatch {
 /// The services a server offers: service name → method name → handler.
 #[derive(Default)]
 pub struct Registry {
-    services: SortedMap<String, SortedMap<String, Method>>,
+    /// Sorted by (service, method), pairs unique: one flat table rather
+    /// than a map of maps, so a lookup is one binary search.
+    methods: Vec<(String, String, Method)>,
 }
 
 impl Registry {
@@ -276,6 +277,29 @@ impl Registry {
         Self::default()
     }
 
+    /// Where `service`/`method` is (`Ok`), or where it would go (`Err`).
+    fn find(&self, service: &str, method: &str) -> Result<usize, usize> {
+        self.methods
+            .binary_search_by(|(s, m, _)| (s.as_str(), m.as_str()).cmp(&(service, method)))
+    }
+
+    fn insert(&mut self, service: String, method: String, handler: Method) {
+        match self.find(&service, &method) {
+            Ok(i) => self.methods[i].2 = handler,
+            Err(i) => self.methods.insert(i, (service, method, handler)),
+        }
+    }
+
+    /// The handler of `service`/`method`, or the `Unimplemented` status Go
+    /// answers without one (`service NAME` or `method NAME`).
+    fn lookup(&self, service: &str, method: &str) -> Result<&Method, Status> {
+        match self.find(service, method) {
+            Ok(i) => Ok(&self.methods[i].2),
+            Err(_) if self.has_service(service) => Err(unimplemented_status("method ", method)),
+            Err(_) => Err(unimplemented_status("service ", service)),
+        }
+    }
+
     /// Registers `handler` for `service`/`method`, replacing any earlier one.
     pub fn register(
         &mut self,
@@ -283,9 +307,8 @@ impl Registry {
         method: impl Into<String>,
         handler: impl Handler,
     ) -> &mut Self {
-        self.services
-            .get_or_insert_with(service.into(), SortedMap::new)
-            .insert(method.into(), Method::Unary(Box::new(handler)));
+        let handler = Method::Unary(Box::new(handler));
+        self.insert(service.into(), method.into(), handler);
         self
     }
 
@@ -299,9 +322,8 @@ impl Registry {
         method: impl Into<String>,
         handler: impl StreamHandler,
     ) -> &mut Self {
-        self.services
-            .get_or_insert_with(service.into(), SortedMap::new)
-            .insert(method.into(), Method::Stream(Box::new(handler)));
+        let handler = Method::Stream(Box::new(handler));
+        self.insert(service.into(), method.into(), handler);
         self
     }
 
@@ -310,10 +332,7 @@ impl Registry {
     /// [`Self::dispatch_stream`] (everything else to [`Self::dispatch`]).
     #[must_use]
     pub fn is_stream_method(&self, service: &str, method: &str) -> bool {
-        matches!(
-            self.services.get(service).and_then(|m| m.get(method)),
-            Some(Method::Stream(_))
-        )
+        matches!(self.lookup(service, method), Ok(Method::Stream(_)))
     }
 
     /// Registers a handler that answers at once with a payload or a status.
@@ -338,23 +357,23 @@ impl Registry {
     /// Whether `service` has any method registered.
     #[must_use]
     pub fn has_service(&self, service: &str) -> bool {
-        self.services.contains_key(service)
+        let i = self
+            .methods
+            .partition_point(|(s, _, _)| s.as_str() < service);
+        self.methods.get(i).is_some_and(|(s, _, _)| s == service)
     }
 
     /// Runs the handler for `request`, or answers `Unimplemented` with Go's
     /// messages (`service NAME`, `method NAME`). A panicking handler is
     /// caught; its responder, dropped while unwinding, answers `Internal`.
     pub fn dispatch(&self, request: IncomingRequest, responder: Responder) -> Dispatch {
-        let Some(methods) = self.services.get(&request.service) else {
-            let msg = format!("service {}", request.service);
-            responder.error(Status::new(Code::Unimplemented, msg));
-            return Dispatch::Unimplemented;
-        };
-        let Some(Method::Unary(handler)) = methods.get(&request.method) else {
-            // Unknown, or a streaming method called without a stream.
-            let msg = format!("method {}", request.method);
-            responder.error(Status::new(Code::Unimplemented, msg));
-            return Dispatch::Unimplemented;
+        let handler = match self.lookup(&request.service, &request.method) {
+            Ok(Method::Unary(handler)) => handler,
+            found => {
+                // Unknown, or a streaming method called without a stream.
+                responder.error(not_found(found.err(), &request.method));
+                return Dispatch::Unimplemented;
+            }
         };
         match catch_unwind(AssertUnwindSafe(|| handler.call(request, responder))) {
             Ok(()) => Dispatch::Handled,
@@ -366,20 +385,10 @@ impl Registry {
     /// `Unimplemented` (Go's messages). A panicking handler is caught; its
     /// stream, dropped while unwinding, answers `Internal`.
     pub fn dispatch_stream(&self, request: IncomingRequest, stream: ServerStream) -> Dispatch {
-        let handler = match self
-            .services
-            .get(&request.service)
-            .map(|m| m.get(&request.method))
-        {
-            Some(Some(Method::Stream(h))) => h,
-            Some(_) => {
-                let msg = format!("method {}", request.method);
-                stream.respond(Err(Status::new(Code::Unimplemented, msg)));
-                return Dispatch::Unimplemented;
-            }
-            None => {
-                let msg = format!("service {}", request.service);
-                stream.respond(Err(Status::new(Code::Unimplemented, msg)));
+        let handler = match self.lookup(&request.service, &request.method) {
+            Ok(Method::Stream(handler)) => handler,
+            found => {
+                stream.respond(Err(not_found(found.err(), &request.method)));
                 return Dispatch::Unimplemented;
             }
         };
@@ -390,11 +399,29 @@ impl Registry {
     }
 }
 
+/// `Unimplemented` with Go's message: `service NAME` or `method NAME`.
+pub(crate) fn unimplemented_status(what: &str, name: &str) -> Status {
+    Status::new(Code::Unimplemented, what.to_owned() + name)
+}
+
+/// The status of a lookup that found no handler of the right kind: the
+/// lookup's own, or (a handler of the other kind) `method NAME`.
+fn not_found(lookup: Option<Status>, method: &str) -> Status {
+    lookup.unwrap_or_else(|| unimplemented_status("method ", method))
+}
+
 impl fmt::Debug for Registry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut map = f.debug_map();
-        for (service, methods) in self.services.iter() {
-            map.entry(service, &methods.keys().collect::<Vec<_>>());
+        let mut rest = &self.methods[..];
+        while let Some((service, _, _)) = rest.first() {
+            let n = rest.iter().take_while(|(s, _, _)| s == service).count();
+            let (these, more) = rest.split_at(n);
+            map.entry(
+                service,
+                &these.iter().map(|(_, m, _)| m).collect::<Vec<_>>(),
+            );
+            rest = more;
         }
         map.finish()
     }

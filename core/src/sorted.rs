@@ -157,10 +157,6 @@ impl<K, V> SortedMap<K, V> {
         self.entries.iter_mut().map(|(k, v)| (&*k, v))
     }
 
-    pub(crate) fn keys(&self) -> impl Iterator<Item = &K> {
-        self.entries.iter().map(|(k, _)| k)
-    }
-
     pub(crate) fn values(&self) -> impl Iterator<Item = &V> {
         self.entries.iter().map(|(_, v)| v)
     }
@@ -239,7 +235,7 @@ mod tests {
         map.insert("a".to_owned(), 1);
         assert_eq!(map.get("a"), Some(&1));
         *map.get_mut("b").unwrap() += 1;
-        assert_eq!(map.keys().collect::<Vec<_>>(), ["a", "b"]);
+        assert_eq!(map.iter().map(|e| e.0).collect::<Vec<_>>(), ["a", "b"]);
         assert_eq!(map.values().copied().collect::<Vec<_>>(), [1, 3]);
         assert_eq!(format!("{map:?}"), r#"{"a": 1, "b": 3}"#);
     }

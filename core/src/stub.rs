@@ -176,7 +176,7 @@ where
 /// does not override it: `Unimplemented` with Go's message (`method NAME`).
 #[must_use]
 pub fn unimplemented(method: &str) -> Status {
-    Status::new(Code::Unimplemented, format!("method {method}"))
+    crate::service::unimplemented_status("method ", method)
 }
 
 /// A blocking streaming transport: what generated stream stubs need
