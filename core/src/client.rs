@@ -69,18 +69,19 @@ pub enum ClientEvent {
     },
 }
 
+/// A call, or a stream still open on the wire (its end not yet received).
 #[derive(Debug, Clone, Copy)]
 struct Call {
     deadline: Option<Instant>,
+    /// `None` for a unary call.
+    stream: Option<Stream>,
 }
 
-/// A stream still open on the wire (its end not yet received).
 #[derive(Debug, Clone, Copy)]
 struct Stream {
     kind: StreamKind,
     /// This side half-closed (or never sends).
     local_closed: bool,
-    deadline: Option<Instant>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -103,8 +104,8 @@ pub struct ClientConnection {
     tx: TxQueue,
     /// The id the next call gets; `None` once 0xFFFFFFFF has been used.
     next_id: Option<u32>,
+    /// Calls and streams in flight: one map for both (ids are unique).
     calls: SortedMap<StreamId, Call>,
-    streams: SortedMap<StreamId, Stream>,
     queues: RecvQueues,
     deadlines: Deadlines,
     events: VecDeque<ClientEvent>,
@@ -121,7 +122,6 @@ impl ClientConnection {
             tx: TxQueue::default(),
             next_id: Some(1),
             calls: SortedMap::new(),
-            streams: SortedMap::new(),
             queues: RecvQueues::new(&config),
             deadlines: Deadlines::default(),
             events: VecDeque::new(),
@@ -146,10 +146,7 @@ impl ClientConnection {
         payload: &[u8],
         options: &CallOptions,
     ) -> Result<StreamId, SendError> {
-        let (id, deadline) =
-            self.queue_request(now, service, method, payload, None, options, Flags::NONE)?;
-        self.calls.insert(id, Call { deadline });
-        Ok(id)
+        self.queue_request(now, service, method, payload, None, options, None)
     }
 
     /// As [`Self::send_request`], with the payload as shared [`Bytes`]: a
@@ -167,17 +164,7 @@ impl ClientConnection {
         payload: &Bytes,
         options: &CallOptions,
     ) -> Result<StreamId, SendError> {
-        let (id, deadline) = self.queue_request(
-            now,
-            service,
-            method,
-            payload,
-            Some(payload),
-            options,
-            Flags::NONE,
-        )?;
-        self.calls.insert(id, Call { deadline });
-        Ok(id)
+        self.queue_request(now, service, method, payload, Some(payload), options, None)
     }
 
     /// Opens a streaming call: allocates the next stream id and queues the
@@ -201,28 +188,19 @@ impl ClientConnection {
         payload: &[u8],
         options: &CallOptions,
     ) -> Result<StreamId, SendError> {
-        let flags = match kind {
-            StreamKind::ServerStreaming => Flags::REMOTE_CLOSED,
-            _ if payload.is_empty() => Flags::REMOTE_OPEN.union(Flags::NO_DATA),
-            _ => Flags::REMOTE_OPEN,
-        };
         self.queues.set_now(now);
-        let (id, deadline) =
-            self.queue_request(now, service, method, payload, None, options, flags)?;
-        self.streams.insert(
-            id,
-            Stream {
-                kind,
-                local_closed: !kind.client_sends(),
-                deadline,
-            },
-        );
+        let stream = Stream {
+            kind,
+            local_closed: !kind.client_sends(),
+        };
+        let id = self.queue_request(now, service, method, payload, None, options, Some(stream))?;
         self.queues.open(id);
         Ok(id)
     }
 
-    /// Queues a Request frame; `shared` is `payload` as [`Bytes`], when the
-    /// caller has it so, to be queued without a copy if large.
+    /// Queues a Request frame and records the call (or `stream`); `shared`
+    /// is `payload` as [`Bytes`], when the caller has it so, to be queued
+    /// without a copy if large.
     #[allow(clippy::too_many_arguments)]
     fn queue_request(
         &mut self,
@@ -232,8 +210,8 @@ impl ClientConnection {
         payload: &[u8],
         shared: Option<&Bytes>,
         options: &CallOptions,
-        flags: Flags,
-    ) -> Result<(StreamId, Option<Instant>), SendError> {
+        stream: Option<Stream>,
+    ) -> Result<StreamId, SendError> {
         if let State::Closed(reason) = &self.state {
             return Err(SendError::Closed(reason.clone()));
         }
@@ -263,6 +241,12 @@ impl ClientConnection {
             return Err(SendError::TransmitQueueFull);
         }
         let id = StreamId::new(raw_id);
+        let flags = match stream.map(|s| s.kind) {
+            None => Flags::NONE,
+            Some(StreamKind::ServerStreaming) => Flags::REMOTE_CLOSED,
+            Some(_) if payload.is_empty() => Flags::REMOTE_OPEN.union(Flags::NO_DATA),
+            Some(_) => Flags::REMOTE_OPEN,
+        };
         match shared.filter(|b| b.len() >= SEGMENT_MIN) {
             Some(bytes) => self.tx.push_frame_with_payload(
                 id,
@@ -285,7 +269,8 @@ impl ClientConnection {
             self.deadlines.insert(at, id);
         }
         self.next_id = raw_id.checked_add(2);
-        Ok((id, deadline))
+        self.calls.insert(id, Call { deadline, stream });
+        Ok(id)
     }
 
     /// Queues one message on a stream whose client side sends
@@ -314,7 +299,11 @@ impl ClientConnection {
         self.check_send(id)?;
         self.tx.push_close(id);
         self.stats.frames_sent += 1;
-        if let Some(stream) = self.streams.get_mut(&id) {
+        if let Some(Call {
+            stream: Some(stream),
+            ..
+        }) = self.calls.get_mut(&id)
+        {
             stream.local_closed = true;
         }
         Ok(())
@@ -324,7 +313,7 @@ impl ClientConnection {
         if let State::Closed(reason) = &self.state {
             return Err(SendError::Closed(reason.clone()));
         }
-        match self.streams.get(&id) {
+        match self.stream(id) {
             None => Err(SendError::UnknownStream(id)),
             Some(s) if s.local_closed => Err(SendError::StreamClosed(id)),
             Some(_) => Ok(()),
@@ -346,7 +335,12 @@ impl ClientConnection {
     /// [`Self::recv_stream`] (its end included).
     #[must_use]
     pub fn has_stream(&self, id: StreamId) -> bool {
-        self.streams.contains_key(&id) || self.queues.contains(id)
+        self.stream(id).is_some() || self.queues.contains(id)
+    }
+
+    /// The stream open on the wire on `id`, if any.
+    fn stream(&self, id: StreamId) -> Option<Stream> {
+        self.calls.get(&id).and_then(|call| call.stream)
     }
 
     /// When the earliest stream stall timeout fails a stream whose
@@ -361,7 +355,7 @@ impl ClientConnection {
     /// Streams opened and not yet ended on the wire.
     #[must_use]
     pub fn open_streams(&self) -> usize {
-        self.streams.len()
+        self.calls.values().filter(|c| c.stream.is_some()).count()
     }
 
     /// Forgets a call or a stream (cancel): no event will be reported for
@@ -371,15 +365,15 @@ impl ClientConnection {
     pub fn abandon(&mut self, id: StreamId) -> bool {
         let had_queue = self.queues.contains(id);
         self.queues.remove(id);
-        let deadline = match (self.calls.remove(&id), self.streams.remove(&id)) {
-            (Some(call), _) => call.deadline,
-            (None, Some(stream)) => stream.deadline,
-            (None, None) => return had_queue,
-        };
-        if let Some(at) = deadline {
-            self.deadlines.remove(at, id);
+        match self.calls.remove(&id) {
+            Some(call) => {
+                if let Some(at) = call.deadline {
+                    self.deadlines.remove(at, id);
+                }
+                true
+            }
+            None => had_queue,
         }
-        true
     }
 
     /// Takes bytes received from the peer, in any chunking. Expires due
@@ -410,23 +404,27 @@ impl ClientConnection {
     pub fn handle_timeout(&mut self, now: Instant) {
         self.queues.set_now(now);
         while let Some(id) = self.deadlines.pop_expired(now) {
-            if self.calls.remove(&id).is_some() {
-                self.events.push_back(ClientEvent::Response {
-                    id,
-                    result: Err(CallError::DeadlineExceeded),
-                });
-            } else if self.streams.remove(&id).is_some()
-                && self.queues.push_end(id, Err(CallError::DeadlineExceeded))
-            {
-                self.events.push_back(ClientEvent::StreamReadable { id });
+            match self.calls.remove(&id) {
+                Some(Call { stream: None, .. }) => {
+                    self.events.push_back(ClientEvent::Response {
+                        id,
+                        result: Err(CallError::DeadlineExceeded),
+                    });
+                }
+                Some(_) => {
+                    if self.queues.push_end(id, Err(CallError::DeadlineExceeded)) {
+                        self.events.push_back(ClientEvent::StreamReadable { id });
+                    }
+                }
+                None => {}
             }
         }
         while let Some((id, notify)) = self.queues.expire_stall(now) {
             self.stats.stalled_streams += 1;
             // Nothing is sent (ttrpc has no cancel frame); later frames
-            // for it are dropped as unknown.
-            if let Some(stream) = self.streams.remove(&id) {
-                if let Some(at) = stream.deadline {
+            // for it are dropped as unknown. (Only streams have queues.)
+            if let Some(call) = self.calls.remove(&id) {
+                if let Some(at) = call.deadline {
                     self.deadlines.remove(at, id);
                 }
             }
@@ -449,13 +447,15 @@ impl ClientConnection {
     }
 
     fn finish(&mut self, reason: ConnectionError) {
-        for (id, _) in std::mem::take(&mut self.calls) {
+        // Calls first, then streams, each in id order.
+        let calls = std::mem::take(&mut self.calls);
+        for (&id, _) in calls.iter().filter(|(_, c)| c.stream.is_none()) {
             self.events.push_back(ClientEvent::Response {
                 id,
                 result: Err(CallError::ConnectionClosed(reason.clone())),
             });
         }
-        for (id, _) in std::mem::take(&mut self.streams) {
+        for (&id, _) in calls.iter().filter(|(_, c)| c.stream.is_some()) {
             let error = CallError::ConnectionClosed(reason.clone());
             if self.queues.push_end(id, Err(error)) {
                 self.events.push_back(ClientEvent::StreamReadable { id });
@@ -488,12 +488,12 @@ impl ClientConnection {
             match self.decoder.decode() {
                 Some(Decoded::Frame { header, data }) => {
                     self.stats.frames_received += 1;
-                    if self.streams.contains_key(&header.stream_id) {
-                        if let Some(ev) = self.on_stream_frame(header, data) {
-                            return Some(ev);
-                        }
-                    } else if let Some(ev) = self.on_frame(header.stream_id, header.kind, data) {
-                        return Some(ev);
+                    let ev = match self.stream(header.stream_id) {
+                        Some(stream) => self.on_stream_frame(header, stream.kind, data),
+                        None => self.on_frame(header.stream_id, header.kind, data),
+                    };
+                    if ev.is_some() {
+                        return ev;
                     }
                 }
                 Some(Decoded::Oversized { header }) => {
@@ -506,7 +506,7 @@ impl ClientConnection {
                         ),
                     );
                     let error = CallError::Status(status);
-                    let ev = if self.streams.contains_key(&header.stream_id) {
+                    let ev = if self.stream(header.stream_id).is_some() {
                         self.end_stream(header.stream_id, Err(error))
                     } else {
                         self.complete(header.stream_id, Err(error))
@@ -544,9 +544,13 @@ impl ClientConnection {
 
     /// A frame on an open stream: a Data message and/or its end, or the
     /// Response that ends it.
-    fn on_stream_frame(&mut self, header: FrameHeader, data: Bytes) -> Option<ClientEvent> {
+    fn on_stream_frame(
+        &mut self,
+        header: FrameHeader,
+        kind: StreamKind,
+        data: Bytes,
+    ) -> Option<ClientEvent> {
         let id = header.stream_id;
-        let kind = self.streams.get(&id).map(|s| s.kind)?;
         let mut notify = false;
         match header.kind {
             FrameType::Data => {
@@ -587,7 +591,7 @@ impl ClientConnection {
 
     /// The stream ended on the wire: queue its end, forget its state.
     fn end_stream(&mut self, id: StreamId, result: Result<(), CallError>) -> Option<ClientEvent> {
-        let stream = self.streams.remove(&id)?;
+        let stream = self.calls.remove(&id)?;
         if let Some(at) = stream.deadline {
             self.deadlines.remove(at, id);
         }
@@ -663,7 +667,7 @@ impl ClientConnection {
     /// Calls and streams started and not yet finished or abandoned.
     #[must_use]
     pub fn in_flight(&self) -> usize {
-        self.calls.len() + self.streams.len()
+        self.calls.len()
     }
 
     /// Bytes this connection holds: undecoded input, queued output, and

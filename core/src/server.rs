@@ -14,7 +14,7 @@ use crate::error::{CallError, ConnectionError, ProtocolError, SendError};
 use crate::frame::{Flags, FrameHeader, FrameType};
 use crate::message::{Metadata, Request, response_message};
 use crate::recv::{RecvQueues, StreamItem, stall_status};
-use crate::sorted::{SortedMap, SortedSet};
+use crate::sorted::SortedMap;
 use crate::stream::StreamId;
 use crate::tx::{SEGMENT_MIN, TxQueue};
 
@@ -96,9 +96,9 @@ pub enum ServerEvent {
     },
 }
 
-/// Whether a stream's client side is closed (it half-closed, or never
-/// sends).
-type RemoteClosed = bool;
+/// A request in flight: `None` for a unary call; for a stream, whether the
+/// client's side is closed (it half-closed, or never sends).
+type InFlight = Option<bool>;
 
 /// The partial-frame timer: off, waiting to learn the time, or running.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -132,10 +132,7 @@ pub struct ServerConnection {
     decoder: FrameDecoder,
     tx: TxQueue,
     last_id: u32,
-    in_flight: SortedSet<StreamId>,
-    /// Streams in flight (a subset of `in_flight`): whether the client
-    /// half-closed its side.
-    streams: SortedMap<StreamId, RemoteClosed>,
+    in_flight: SortedMap<StreamId, InFlight>,
     queues: RecvQueues,
     events: VecDeque<ServerEvent>,
     state: State,
@@ -158,8 +155,7 @@ impl ServerConnection {
             decoder: FrameDecoder::new(config.max_data_len),
             tx: TxQueue::default(),
             last_id: 0,
-            in_flight: SortedSet::new(),
-            streams: SortedMap::new(),
+            in_flight: SortedMap::new(),
             queues: RecvQueues::new(&config),
             events: VecDeque::new(),
             state: State::Open,
@@ -202,7 +198,8 @@ impl ServerConnection {
         self.queues.set_now(now);
         while let Some((id, notify)) = self.queues.expire_stall(now) {
             self.stats.stalled_streams += 1;
-            if self.streams.remove(&id).is_some() && self.in_flight.remove(&id).is_some() {
+            // Only a stream in flight has a receive queue.
+            if self.in_flight.remove(&id).is_some() {
                 let status = stall_status(self.config.stream_stall_timeout);
                 self.queue_status(id, status);
             }
@@ -263,7 +260,6 @@ impl ServerConnection {
         self.decoder = FrameDecoder::new(self.config.max_data_len);
         self.tx.clear();
         self.in_flight.clear();
-        self.streams.clear();
         self.partial = PartialTimer::Off;
         self.state = State::Closed(reason);
     }
@@ -284,10 +280,9 @@ impl ServerConnection {
         if let State::Closed(reason) = &self.state {
             return Err(SendError::Closed(reason.clone()));
         }
-        if self.in_flight.remove(&id).is_none() {
+        if !self.finish(id) {
             return Err(SendError::UnknownStream(id));
         }
-        self.finish_stream(id);
         let msg = response_message(result);
         let len = msg.encoded_len();
         if len > self.config.max_data_len as usize {
@@ -309,9 +304,9 @@ impl ServerConnection {
     /// The client can send no more: every stream still expecting its
     /// messages ends with `reason` (messages already received stay).
     fn end_streams(&mut self, reason: &ConnectionError) {
-        for (id, remote_closed) in self.streams.iter_mut() {
-            if !*remote_closed {
-                *remote_closed = true;
+        for (id, call) in self.in_flight.iter_mut() {
+            if *call == Some(false) {
+                *call = Some(true);
                 let error = CallError::ConnectionClosed(reason.clone());
                 if self.queues.push_end(*id, Err(error)) {
                     self.events
@@ -348,7 +343,7 @@ impl ServerConnection {
         self.check_stream(id)?;
         self.tx.push_close(id);
         self.stats.frames_sent += 1;
-        self.finish_stream(id);
+        self.finish(id);
         Ok(())
     }
 
@@ -356,24 +351,35 @@ impl ServerConnection {
     /// taken with [`Self::recv_stream`] (its end included).
     #[must_use]
     pub fn has_stream(&self, id: StreamId) -> bool {
-        self.streams.contains_key(&id) || self.queues.contains(id)
+        self.is_stream(id) || self.queues.contains(id)
+    }
+
+    fn is_stream(&self, id: StreamId) -> bool {
+        matches!(self.in_flight.get(&id), Some(Some(_)))
     }
 
     fn check_stream(&self, id: StreamId) -> Result<(), SendError> {
         if let State::Closed(reason) = &self.state {
             return Err(SendError::Closed(reason.clone()));
         }
-        if self.streams.contains_key(&id) {
+        if self.is_stream(id) {
             Ok(())
         } else {
             Err(SendError::UnknownStream(id))
         }
     }
 
-    fn finish_stream(&mut self, id: StreamId) {
-        self.in_flight.remove(&id);
-        if self.streams.remove(&id).is_some() {
-            self.queues.remove(id);
+    /// Ends the call on `id` (and its receive queue, if a stream);
+    /// returns whether it was in flight.
+    fn finish(&mut self, id: StreamId) -> bool {
+        match self.in_flight.remove(&id) {
+            Some(stream) => {
+                if stream.is_some() {
+                    self.queues.remove(id);
+                }
+                true
+            }
+            None => false,
         }
     }
 
@@ -449,7 +455,7 @@ impl ServerConnection {
     /// (it has not half-closed). A graceful shutdown keeps reading for it.
     #[must_use]
     pub fn awaits_client(&self) -> bool {
-        self.streams.values().any(|closed| !closed)
+        self.in_flight.values().any(|call| *call == Some(false))
     }
 
     /// Whether the next frame may be decoded now (the backpressure rule).
@@ -544,10 +550,11 @@ impl ServerConnection {
                 }
                 match Request::decode(data) {
                     Ok(req) => {
-                        self.in_flight.insert(id, ());
                         let incoming = self.incoming(id, req, header.flags);
                         if incoming.is_stream() {
                             self.open_stream(&incoming);
+                        } else {
+                            self.in_flight.insert(id, None);
                         }
                         Some(ServerEvent::Request(incoming))
                     }
@@ -557,7 +564,7 @@ impl ServerConnection {
             FrameType::Data if !self.in_flight.contains_key(&id) => {
                 Some(self.reject(id, ProtocolError::InactiveStream))
             }
-            FrameType::Data if self.streams.get(&id) == Some(&false) => {
+            FrameType::Data if self.in_flight.get(&id) == Some(&Some(false)) => {
                 self.on_data(id, header.flags, data)
             }
             FrameType::Data | FrameType::Response => {
@@ -573,7 +580,7 @@ impl ServerConnection {
     fn open_stream(&mut self, req: &IncomingRequest) {
         let id = req.id;
         let client_sends = req.client_sends();
-        self.streams.insert(id, !client_sends);
+        self.in_flight.insert(id, Some(!client_sends));
         self.queues.open(id);
         if client_sends {
             if !req.flags.contains(Flags::NO_DATA)
@@ -595,7 +602,7 @@ impl ServerConnection {
             notify |= self.queues.push_message(id, data);
         }
         if flags.contains(Flags::REMOTE_CLOSED) {
-            self.streams.insert(id, true);
+            self.in_flight.insert(id, Some(true));
             notify |= self.queues.push_end(id, Ok(()));
         }
         notify.then_some(ServerEvent::StreamReadable { id })
