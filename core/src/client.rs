@@ -526,13 +526,7 @@ impl ClientConnection {
 
     fn on_frame(&mut self, id: StreamId, kind: FrameType, data: Bytes) -> Option<ClientEvent> {
         let result = match kind {
-            FrameType::Response => match Response::decode(data) {
-                Ok(resp) => match resp.status {
-                    Some(s) if s.code != 0 => Err(CallError::Status(s.into())),
-                    _ => Ok(resp.payload),
-                },
-                Err(e) => Err(CallError::Decode(e)),
-            },
+            FrameType::Response => response_result(data),
             other => {
                 // Go 1.1.1 fails a pending call on any non-Response frame.
                 self.stats.protocol_violations += 1;
@@ -562,20 +556,17 @@ impl ClientConnection {
                 }
             }
             FrameType::Response => {
-                let result = match Response::decode(data) {
-                    Ok(resp) => match resp.status {
-                        Some(s) if s.code != 0 => Err(CallError::Status(s.into())),
-                        // A client-streaming call's answer is one message,
-                        // even an empty one; a streaming answer's final
-                        // Response carries a message only if non-empty.
-                        _ => {
-                            if !kind.server_sends() || !resp.payload.is_empty() {
-                                notify |= self.queues.push_message(id, resp.payload);
-                            }
-                            Ok(())
+                let result = match response_result(data) {
+                    // A client-streaming call's answer is one message,
+                    // even an empty one; a streaming answer's final
+                    // Response carries a message only if non-empty.
+                    Ok(payload) => {
+                        if !kind.server_sends() || !payload.is_empty() {
+                            notify |= self.queues.push_message(id, payload);
                         }
-                    },
-                    Err(e) => Err(CallError::Decode(e)),
+                        Ok(())
+                    }
+                    Err(e) => Err(e),
                 };
                 notify |= self.end_stream(id, result).is_some();
             }
@@ -693,6 +684,18 @@ impl ClientConnection {
     #[cfg(any(test, fuzzing))]
     pub fn set_next_stream_id(&mut self, raw_id: u32) {
         self.next_id = Some(raw_id | 1);
+    }
+}
+
+/// A Response frame's answer: its payload, or the error its status (or
+/// its undecodable bytes) stand for.
+fn response_result(data: Bytes) -> Result<Bytes, CallError> {
+    match Response::decode(data) {
+        Ok(resp) => match resp.status {
+            Some(s) if s.code != 0 => Err(CallError::Status(s.into())),
+            _ => Ok(resp.payload),
+        },
+        Err(e) => Err(CallError::Decode(e)),
     }
 }
 

@@ -12,7 +12,8 @@ use crate::config::{Config, Stats};
 use crate::decoder::{Decoded, FrameDecoder};
 use crate::error::{CallError, ConnectionError, ProtocolError, SendError};
 use crate::frame::{Flags, FrameHeader, FrameType};
-use crate::message::{Metadata, Request, response_message};
+use crate::message::proto::google::rpc::Status as WireStatus;
+use crate::message::{Metadata, Request, Response, response_message};
 use crate::recv::{RecvQueues, StreamItem, stall_status};
 use crate::sorted::SortedMap;
 use crate::stream::StreamId;
@@ -396,32 +397,35 @@ impl ServerConnection {
     /// Queues a status the server made up itself, trimmed (message, then
     /// details) so the frame stays within `max_data_len`; with a limit too
     /// small for even a bare code, nothing is sent.
-    fn queue_status(&mut self, id: StreamId, mut status: Status) {
+    fn queue_status(&mut self, id: StreamId, status: Status) {
         let max = self.config.max_data_len as usize;
-        let mut msg = response_message(Err(status.clone()));
-        let len = msg.encoded_len();
-        if len > max {
-            let excess = len - max;
+        let mut status = WireStatus::from(status);
+        // The Response's length: the status is its only field.
+        let len = |s: &WireStatus| prost::encoding::message::encoded_len(1, s);
+        let excess = len(&status).saturating_sub(max);
+        if excess > 0 {
             let mut keep = status.message.len().saturating_sub(excess + 2);
             while !status.message.is_char_boundary(keep) {
                 keep -= 1;
             }
             status.message.truncate(keep);
-            msg = response_message(Err(status.clone()));
-            if msg.encoded_len() > max {
+            if len(&status) > max {
                 status.details.clear();
                 status.message.clear();
-                msg = response_message(Err(status));
-            }
-            if msg.encoded_len() > max {
-                self.stats.dropped_frames += 1;
-                return;
+                if len(&status) > max {
+                    self.stats.dropped_frames += 1;
+                    return;
+                }
             }
         }
+        let msg = Response {
+            status: Some(status),
+            payload: Bytes::new(),
+        };
         self.queue_response(id, &msg);
     }
 
-    fn queue_response(&mut self, id: StreamId, msg: &crate::message::Response) {
+    fn queue_response(&mut self, id: StreamId, msg: &Response) {
         // Callers keep every message within max_data_len (a u32).
         let body_len = u32::try_from(msg.encoded_len()).unwrap_or(u32::MAX);
         if msg.status.is_none() && msg.payload.len() >= SEGMENT_MIN {
