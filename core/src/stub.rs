@@ -89,9 +89,21 @@ where
     Req: Message,
     Resp: Message + Default,
 {
-    let payload = request.encode_to_vec();
-    let answer = client.call_raw(service, method, &payload, options)?;
+    let answer = call_encoded(client, service, method, request.encode_to_vec(), options)?;
     Ok(Resp::decode(answer)?)
+}
+
+/// The part of [`call`] that does not depend on the message types, once
+/// per transport rather than once per method.
+#[inline(never)]
+fn call_encoded<C: UnaryCall + ?Sized>(
+    client: &C,
+    service: &str,
+    method: &str,
+    payload: Vec<u8>,
+    options: &CallOptions,
+) -> Result<Bytes, C::Error> {
+    client.call_raw(service, method, &payload, options)
 }
 
 /// The typed, one-shot answer to a request: a [`Responder`] that encodes a
@@ -162,14 +174,20 @@ where
 {
     match Req::decode(request.payload.clone()) {
         Ok(message) => method(&request, message, Reply::new(responder)),
-        Err(e) => responder.error(Status::new(
-            Code::InvalidArgument,
-            format!(
-                "{}/{}: malformed request: {e}",
-                request.service, request.method
-            ),
-        )),
+        Err(e) => responder.error(malformed_request(&request, &e)),
     }
+}
+
+/// The `InvalidArgument` a request that does not decode is answered with.
+#[inline(never)]
+fn malformed_request(request: &IncomingRequest, e: &prost::DecodeError) -> Status {
+    Status::new(
+        Code::InvalidArgument,
+        format!(
+            "{}/{}: malformed request: {e}",
+            request.service, request.method
+        ),
+    )
 }
 
 /// The status a generated server method answers when the implementation
@@ -461,12 +479,6 @@ where
 {
     match Req::decode(request.payload.clone()) {
         Ok(message) => method(&request, message, ServerStreamOf::new(stream)),
-        Err(e) => stream.respond(Err(Status::new(
-            Code::InvalidArgument,
-            format!(
-                "{}/{}: malformed request: {e}",
-                request.service, request.method
-            ),
-        ))),
+        Err(e) => stream.respond(Err(malformed_request(&request, &e))),
     }
 }
