@@ -257,15 +257,33 @@ impl ServiceGenerator for Generator {
                 "/// Routes every rpc of `{full}` to `service` on `registry`.\npub fn register_{snake}<S: {tr} + ?Sized>(registry: &mut {core}::Registry, service: ::std::sync::Arc<S>) {{",
                 snake = m_snake(tr)
             );
-            for m in &unary {
+            if !unary.is_empty() {
+                // One handler type for every unary rpc, routing on the
+                // rpc's index: one closure (one `Handler` impl, one vtable,
+                // one `register` call in a loop) per service rather than per
+                // rpc, which a static binary pays for in code and
+                // relocations.
+                let names: Vec<String> = unary
+                    .iter()
+                    .map(|m| format!("\"{}\"", m.proto_name))
+                    .collect();
                 let _ = writeln!(
                     buf,
-                    "    {{\n        let s = ::std::sync::Arc::clone(&service);\n        registry.register({konst}, \"{proto}\", move |req: {core}::IncomingRequest, r: {core}::Responder| {{\n            {core}::stub::serve(req, r, |ctx, m: {input}, reply: {core}::stub::Reply<{output}>| s.{name}(ctx, m, reply));\n        }});\n    }}",
-                    name = m.name,
-                    input = m.input_type,
-                    output = m.output_type,
-                    proto = m.proto_name,
+                    "    let methods: [&str; {n}] = [{list}];\n    for (i, method) in methods.into_iter().enumerate() {{\n        let s = ::std::sync::Arc::clone(&service);\n        registry.register({konst}, method, move |req: {core}::IncomingRequest, r: {core}::Responder| match i {{",
+                    n = unary.len(),
+                    list = names.join(", "),
                 );
+                for (i, m) in unary.iter().enumerate() {
+                    let _ = writeln!(
+                        buf,
+                        "            {i} => {core}::stub::serve(req, r, |ctx, m: {input}, reply: {core}::stub::Reply<{output}>| s.{name}(ctx, m, reply)),",
+                        name = m.name,
+                        input = m.input_type,
+                        output = m.output_type,
+                    );
+                }
+                // Unreachable; the dropped responder would answer `Internal`.
+                let _ = writeln!(buf, "            _ => {{}}\n        }});\n    }}");
             }
             for m in &streams {
                 self.register_stream_method(buf, &konst, m);
