@@ -128,10 +128,9 @@ impl Address {
     /// # Errors
     /// [`Error::Io`] naming the address.
     pub fn connect(&self) -> Result<UnixStream, Error> {
-        let addr = self
-            .socket_addr()
-            .map_err(|e| Error::io(format!("connect to {self}"), e))?;
-        UnixStream::connect_addr(&addr).map_err(|e| Error::io(format!("connect to {self}"), e))
+        self.socket_addr()
+            .and_then(|addr| UnixStream::connect_addr(&addr))
+            .map_err(|e| self.error("connect to", e))
     }
 
     /// Listens on this address.
@@ -151,19 +150,20 @@ impl Address {
     pub fn bind(&self) -> Result<Listener, Error> {
         match self {
             Self::Path(path) => bind_path(path),
-            Self::Abstract(_) => {
-                let addr = self
-                    .socket_addr()
-                    .map_err(|e| Error::io(format!("bind {self}"), e))?;
-                let listener = UnixListener::bind_addr(&addr)
-                    .map_err(|e| Error::io(format!("bind {self}"), e))?;
-                Ok(Listener {
-                    inner: listener,
-                    path: None,
-                })
-            }
+            Self::Abstract(_) => self
+                .socket_addr()
+                .and_then(|addr| UnixListener::bind_addr(&addr))
+                .map(Listener::from)
+                .map_err(|e| self.error("bind", e)),
             Self::LegacyAbstract(_) => Err(Error::AbstractRefused(self.to_string())),
         }
+    }
+}
+
+impl Address {
+    /// `source`, with `what` was being done to this address as context.
+    fn error(&self, what: &str, source: io::Error) -> Error {
+        Error::io(format!("{what} {self}"), source)
     }
 }
 
@@ -247,35 +247,42 @@ impl Drop for Listener {
 }
 
 fn bind_path(path: &Path) -> Result<Listener, Error> {
-    let shown = || format!("unix://{}", path.display());
+    let address = || Address::Path(path.to_owned());
     match fs::symlink_metadata(path) {
         Ok(meta) if meta.file_type().is_socket() => match UnixStream::connect(path) {
             Ok(_) => return Err(Error::AddrInUse(path.to_owned())),
             Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
-                fs::remove_file(path)
-                    .map_err(|e| Error::io(format!("remove stale socket {}", shown()), e))?;
+                fs::remove_file(path).map_err(|e| address().error("remove stale socket", e))?;
             }
-            Err(e) => return Err(Error::io(format!("probe existing socket {}", shown()), e)),
+            Err(e) => return Err(address().error("probe existing socket", e)),
         },
         Ok(_) => return Err(Error::NotASocket(path.to_owned())),
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(e) => return Err(Error::io(format!("stat {}", shown()), e)),
+        Err(e) => return Err(address().error("stat", e)),
     }
-    let ctx = |what: &str| format!("{what} {}", shown());
-    let addr = UnixAddr::new(path).map_err(|e| Error::io(ctx("address"), e.into()))?;
-    let fd = socket::socket(
-        AddressFamily::Unix,
-        SockType::Stream,
-        SockFlag::SOCK_CLOEXEC,
-        None,
-    )
-    .map_err(|e| Error::io(ctx("socket for"), e.into()))?;
-    socket::bind(fd.as_raw_fd(), &addr).map_err(|e| Error::io(ctx("bind"), e.into()))?;
-    let finish = || -> Result<(u64, u64), Error> {
-        fs::set_permissions(path, fs::Permissions::from_mode(0o600))
-            .map_err(|e| Error::io(ctx("chmod 0600"), e))?;
-        let meta = fs::symlink_metadata(path).map_err(|e| Error::io(ctx("stat"), e))?;
-        socket::listen(&fd, Backlog::MAXCONN).map_err(|e| Error::io(ctx("listen on"), e.into()))?;
+    // Each step names itself, for the error.
+    let mut step = "address";
+    let created = (|| -> io::Result<_> {
+        let addr = UnixAddr::new(path)?;
+        step = "socket for";
+        let fd = socket::socket(
+            AddressFamily::Unix,
+            SockType::Stream,
+            SockFlag::SOCK_CLOEXEC,
+            None,
+        )?;
+        step = "bind";
+        socket::bind(fd.as_raw_fd(), &addr)?;
+        Ok(fd)
+    })();
+    let fd = created.map_err(|e| address().error(step, e))?;
+    let mut finish = || -> io::Result<(u64, u64)> {
+        step = "chmod 0600";
+        fs::set_permissions(path, fs::Permissions::from_mode(0o600))?;
+        step = "stat";
+        let meta = fs::symlink_metadata(path)?;
+        step = "listen on";
+        socket::listen(&fd, Backlog::MAXCONN)?;
         Ok((meta.dev(), meta.ino()))
     };
     match finish() {
@@ -285,7 +292,7 @@ fn bind_path(path: &Path) -> Result<Listener, Error> {
         }),
         Err(e) => {
             let _ = fs::remove_file(path);
-            Err(e)
+            Err(address().error(step, e))
         }
     }
 }
