@@ -214,28 +214,29 @@ impl Server {
                 end: tokens.end,
             });
         }
-        let mio = registry
-            .try_clone()
-            .map_err(|e| Error::io("clone mio registry", e))?;
-        let waker = match waker {
-            Some(w) => w,
-            None => {
-                Arc::new(Waker::new(&mio, Token(tokens.start)).map_err(|e| Error::io("waker", e))?)
-            }
-        };
-        let std = listener
-            .as_std()
-            .try_clone()
-            .map_err(|e| Error::io("dup listener", e))?;
-        std.set_nonblocking(true)
-            .map_err(|e| Error::io("set listener non-blocking", e))?;
-        let mut mio_listener = UnixListener::from_std(std);
-        mio.register(
-            &mut mio_listener,
-            Token(tokens.start + 1),
-            Interest::READABLE,
-        )
-        .map_err(|e| Error::io("register listener", e))?;
+        // Each step names itself, for the error.
+        let mut step = "clone mio registry";
+        let made = (|| -> std::io::Result<_> {
+            let mio = registry.try_clone()?;
+            step = "waker";
+            let waker = match waker {
+                Some(w) => w,
+                None => Arc::new(Waker::new(&mio, Token(tokens.start))?),
+            };
+            step = "dup listener";
+            let std = listener.as_std().try_clone()?;
+            step = "set listener non-blocking";
+            std.set_nonblocking(true)?;
+            let mut mio_listener = UnixListener::from_std(std);
+            step = "register listener";
+            mio.register(
+                &mut mio_listener,
+                Token(tokens.start + 1),
+                Interest::READABLE,
+            )?;
+            Ok((mio, waker, mio_listener))
+        })();
+        let (mio, waker, mio_listener) = made.map_err(|e| Error::io(step, e))?;
         let max_conns = config.max_connections.min(tokens.len() - 2);
         Ok(Self {
             registry: handlers,
@@ -611,10 +612,7 @@ impl Server {
                                 conn.core.close(ConnectionError::PeerClosed);
                             }
                         }
-                        Outcome::Failed(e) => {
-                            conn.core
-                                .close(ConnectionError::Transport(format!("read: {e}")));
-                        }
+                        Outcome::Failed(e) => conn.core.close(transport_error("read", &e)),
                     }
                 } else if !self.ready.contains(&slot) {
                     self.ready.push(slot);
@@ -658,8 +656,7 @@ impl Server {
                     }
                     Outcome::WouldBlock | Outcome::Eof => break,
                     Outcome::Failed(e) => {
-                        conn.core
-                            .close(ConnectionError::Transport(format!("write: {e}")));
+                        conn.core.close(transport_error("write", &e));
                         progress = true;
                         break;
                     }
@@ -667,15 +664,19 @@ impl Server {
             }
             if !conn.core.wants_write() {
                 // The transmit queue drained: sessions told `Busy` resume.
-                let waiting: Vec<StreamId> = conn
-                    .sessions
-                    .iter()
-                    .filter(|(_, s)| s.wants_writable())
-                    .map(|(id, _)| *id)
-                    .collect();
-                for id in waiting {
-                    progress = true;
-                    conn.run_session(id, Callback::Writable);
+                // A callback may end its own session (removing it at `i`),
+                // never another's.
+                let mut i = 0;
+                while let Some((id, session)) = conn.sessions.get(i) {
+                    let id = *id;
+                    if session.wants_writable() {
+                        progress = true;
+                        conn.run_session(id, Callback::Writable);
+                        if conn.sessions.get(i).is_none_or(|(k, _)| *k != id) {
+                            continue;
+                        }
+                    }
+                    i += 1;
                 }
             }
             if !progress {
@@ -737,8 +738,7 @@ impl Server {
             match io::set_interest(&self.mio, &mut conn.sock, token, conn.interest, want) {
                 Ok(()) => conn.interest = want,
                 Err(e) => {
-                    conn.core
-                        .close(ConnectionError::Transport(format!("register: {e}")));
+                    conn.core.close(transport_error("register", &e));
                     conn.queued = true;
                     self.work.push_back(slot);
                 }
@@ -865,6 +865,11 @@ impl Server {
             }
         }
     }
+}
+
+/// How a connection ends when its socket fails.
+fn transport_error(what: &str, e: &std::io::Error) -> ConnectionError {
+    ConnectionError::Transport(format!("{what}: {e}"))
 }
 
 impl Drop for Server {
