@@ -45,6 +45,7 @@ impl Responder {
     }
 
     /// Answers with a payload or a status.
+    #[inline(never)] // the one copy every answer (and its helpers) calls
     pub fn reply(mut self, result: Result<Bytes, Status>) {
         if let Some(sink) = self.sink.take() {
             sink(self.id, result);

@@ -140,7 +140,7 @@ impl<T: Message> Reply<T> {
 
     /// Answers with a message.
     pub fn ok(self, message: &T) {
-        self.responder.ok(message.encode_to_vec());
+        reply_encoded(self.responder, message.encode_to_vec());
     }
 
     /// Answers with a status.
@@ -152,6 +152,13 @@ impl<T: Message> Reply<T> {
     pub fn into_responder(self) -> Responder {
         self.responder
     }
+}
+
+/// Answers with an encoded message: the part of [`Reply::ok`] that does
+/// not depend on the message type.
+#[inline(never)]
+fn reply_encoded(responder: Responder, payload: Vec<u8>) {
+    responder.reply(Ok(payload.into()));
 }
 
 impl<T> fmt::Debug for Reply<T> {
@@ -174,8 +181,14 @@ where
 {
     match Req::decode(request.payload.clone()) {
         Ok(message) => method(&request, message, Reply::new(responder)),
-        Err(e) => responder.error(malformed_request(&request, &e)),
+        Err(e) => reject_malformed(&request, responder, &e),
     }
+}
+
+/// Answers a request that does not decode (see [`malformed_request`]).
+#[inline(never)]
+fn reject_malformed(request: &IncomingRequest, responder: Responder, e: &prost::DecodeError) {
+    responder.error(malformed_request(request, e));
 }
 
 /// The `InvalidArgument` a request that does not decode is answered with.
