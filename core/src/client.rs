@@ -6,13 +6,13 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use prost::Message;
 
-use crate::code::{Code, Status};
+use crate::code::oversized_status;
 use crate::config::{Config, Stats};
 use crate::decoder::{Decoded, FrameDecoder};
 use crate::error::{CallError, ConnectionError, SendError};
 use crate::frame::{Flags, FrameHeader, FrameType, HEADER_LEN};
 use crate::message::{Metadata, RequestParts, Response};
-use crate::recv::{RecvQueues, StreamItem};
+use crate::recv::{Notify, RecvQueues, StreamItem};
 use crate::sorted::SortedMap;
 use crate::stream::{StreamId, StreamKind};
 use crate::timer::Deadlines;
@@ -404,19 +404,16 @@ impl ClientConnection {
     pub fn handle_timeout(&mut self, now: Instant) {
         self.queues.set_now(now);
         while let Some(id) = self.deadlines.pop_expired(now) {
-            match self.calls.remove(&id) {
-                Some(Call { stream: None, .. }) => {
-                    self.events.push_back(ClientEvent::Response {
-                        id,
-                        result: Err(CallError::DeadlineExceeded),
-                    });
-                }
-                Some(_) => {
-                    if self.queues.push_end(id, Err(CallError::DeadlineExceeded)) {
-                        self.events.push_back(ClientEvent::StreamReadable { id });
-                    }
-                }
-                None => {}
+            let Some(call) = self.calls.remove(&id) else {
+                continue;
+            };
+            if call.stream.is_none() {
+                self.events.push_back(ClientEvent::Response {
+                    id,
+                    result: Err(CallError::DeadlineExceeded),
+                });
+            } else if self.queues.push_end(id, Err(CallError::DeadlineExceeded)) {
+                self.events.push_back(ClientEvent::StreamReadable { id });
             }
         }
         while let Some((id, notify)) = self.queues.expire_stall(now) {
@@ -498,16 +495,12 @@ impl ClientConnection {
                 }
                 Some(Decoded::Oversized { header }) => {
                     self.stats.oversized_frames += 1;
-                    let status = Status::new(
-                        Code::ResourceExhausted,
-                        format!(
-                            "message length {} exceed maximum message size of {}",
-                            header.len, self.config.max_data_len
-                        ),
-                    );
+                    let status = oversized_status(header.len as usize, self.config.max_data_len);
                     let error = CallError::Status(status);
-                    let ev = if self.stream(header.stream_id).is_some() {
-                        self.end_stream(header.stream_id, Err(error))
+                    let id = header.stream_id;
+                    let ev = if self.stream(id).is_some() {
+                        self.end_stream(id, Err(error))
+                            .then_some(ClientEvent::StreamReadable { id })
                     } else {
                         self.complete(header.stream_id, Err(error))
                     };
@@ -552,7 +545,7 @@ impl ClientConnection {
                     notify |= self.queues.push_message(id, data);
                 }
                 if header.flags.contains(Flags::REMOTE_CLOSED) {
-                    notify |= self.end_stream(id, Ok(())).is_some();
+                    notify |= self.end_stream(id, Ok(()));
                 }
             }
             FrameType::Response => {
@@ -568,27 +561,26 @@ impl ClientConnection {
                     }
                     Err(e) => Err(e),
                 };
-                notify |= self.end_stream(id, result).is_some();
+                notify |= self.end_stream(id, result);
             }
             other => {
                 self.stats.protocol_violations += 1;
-                notify |= self
-                    .end_stream(id, Err(CallError::UnexpectedFrame(other)))
-                    .is_some();
+                notify |= self.end_stream(id, Err(CallError::UnexpectedFrame(other)));
             }
         }
         notify.then_some(ClientEvent::StreamReadable { id })
     }
 
     /// The stream ended on the wire: queue its end, forget its state.
-    fn end_stream(&mut self, id: StreamId, result: Result<(), CallError>) -> Option<ClientEvent> {
-        let stream = self.calls.remove(&id)?;
+    /// Returns whether to report it readable.
+    fn end_stream(&mut self, id: StreamId, result: Result<(), CallError>) -> Notify {
+        let Some(stream) = self.calls.remove(&id) else {
+            return false;
+        };
         if let Some(at) = stream.deadline {
             self.deadlines.remove(at, id);
         }
-        self.queues
-            .push_end(id, result)
-            .then_some(ClientEvent::StreamReadable { id })
+        self.queues.push_end(id, result)
     }
 
     fn complete(&mut self, id: StreamId, result: Result<Bytes, CallError>) -> Option<ClientEvent> {

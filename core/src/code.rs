@@ -155,6 +155,15 @@ impl Status {
     }
 }
 
+/// The `ResourceExhausted` for a message over the size limit, in Go's
+/// words.
+pub(crate) fn oversized_status(len: usize, max: u32) -> Status {
+    Status::new(
+        Code::ResourceExhausted,
+        format!("message length {len} exceed maximum message size of {max}"),
+    )
+}
+
 impl From<proto::google::rpc::Status> for Status {
     fn from(s: proto::google::rpc::Status) -> Self {
         Self {

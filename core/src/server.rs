@@ -7,7 +7,7 @@ use bytes::Bytes;
 use prost::Message;
 use prost::encoding::{WireType, encode_key, encode_varint};
 
-use crate::code::{Code, Status};
+use crate::code::{Status, oversized_status};
 use crate::config::{Config, Stats};
 use crate::decoder::{Decoded, FrameDecoder};
 use crate::error::{CallError, ConnectionError, ProtocolError, SendError};
@@ -288,14 +288,7 @@ impl ServerConnection {
         let len = msg.encoded_len();
         if len > self.config.max_data_len as usize {
             self.stats.oversized_responses += 1;
-            let status = Status::new(
-                Code::ResourceExhausted,
-                format!(
-                    "message length {len} exceed maximum message size of {}",
-                    self.config.max_data_len
-                ),
-            );
-            self.queue_status(id, status);
+            self.queue_status(id, oversized_status(len, self.config.max_data_len));
         } else {
             self.queue_response(id, &msg);
         }
