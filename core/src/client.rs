@@ -84,6 +84,10 @@ struct Stream {
     local_closed: bool,
 }
 
+/// The type of [`ClientConnection::on_stream_frame`].
+type StreamFrames =
+    fn(&mut ClientConnection, FrameHeader, StreamKind, Bytes) -> Option<ClientEvent>;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum State {
     Open,
@@ -109,6 +113,10 @@ pub struct ClientConnection {
     queues: RecvQueues,
     deadlines: Deadlines,
     events: VecDeque<ClientEvent>,
+    /// [`Self::on_stream_frame`], set by the first `open_stream`: called
+    /// through this pointer, the stream code is linked only into programs
+    /// that open streams.
+    stream_frames: Option<StreamFrames>,
     state: State,
     stats: Stats,
 }
@@ -125,6 +133,7 @@ impl ClientConnection {
             queues: RecvQueues::new(&config),
             deadlines: Deadlines::default(),
             events: VecDeque::new(),
+            stream_frames: None,
             state: State::Open,
             stats: Stats::default(),
             config,
@@ -195,6 +204,7 @@ impl ClientConnection {
         };
         let id = self.queue_request(now, service, method, payload, None, options, Some(stream))?;
         self.queues.open(id);
+        self.stream_frames = Some(Self::on_stream_frame);
         Ok(id)
     }
 
@@ -485,9 +495,11 @@ impl ClientConnection {
             match self.decoder.decode() {
                 Some(Decoded::Frame { header, data }) => {
                     self.stats.frames_received += 1;
-                    let ev = match self.stream(header.stream_id) {
-                        Some(stream) => self.on_stream_frame(header, stream.kind, data),
-                        None => self.on_frame(header.stream_id, header.kind, data),
+                    let ev = match (self.stream(header.stream_id), self.stream_frames) {
+                        (Some(stream), Some(on_stream_frame)) => {
+                            on_stream_frame(self, header, stream.kind, data)
+                        }
+                        _ => self.on_frame(header.stream_id, header.kind, data),
                     };
                     if ev.is_some() {
                         return ev;
