@@ -77,6 +77,58 @@ impl Conn {
             Err(i) => self.sessions.insert(i, (id, session)),
         }
     }
+
+    /// Opens the session of a stream request if `methods` has its method;
+    /// otherwise gives the request back (for the unary registry).
+    fn open_session(
+        &mut self,
+        methods: &[StreamMethod],
+        req: IncomingRequest,
+    ) -> Option<IncomingRequest> {
+        let Some((_, _, open)) = methods
+            .iter()
+            .find(|(s, m, _)| *s == req.service && *m == req.method)
+        else {
+            return Some(req);
+        };
+        self.add_session(req.id, Session::new(open(&req)));
+        self.run_session(req.id, Callback::Readable);
+        None
+    }
+
+    /// The transmit queue drained: runs the sessions told `Busy`. Returns
+    /// whether any ran.
+    fn resume_sessions(&mut self) -> bool {
+        let mut ran = false;
+        // A callback may end its own session (removing it at `i`), never
+        // another's.
+        let mut i = 0;
+        while let Some((id, session)) = self.sessions.get(i) {
+            let id = *id;
+            if session.wants_writable() {
+                ran = true;
+                self.run_session(id, Callback::Writable);
+                if self.sessions.get(i).is_none_or(|(k, _)| *k != id) {
+                    continue;
+                }
+            }
+            i += 1;
+        }
+        ran
+    }
+}
+
+/// A registered stream method: service, method, session opener.
+type StreamMethod = (String, String, StreamOpener);
+
+/// The driver's stream-session work, installed by the first
+/// [`Server::register_stream`]: reached only through these pointers, it
+/// is linked only into programs that register stream methods.
+#[derive(Clone, Copy)]
+struct SessionHooks {
+    open: fn(&mut Conn, &[StreamMethod], IncomingRequest) -> Option<IncomingRequest>,
+    run: fn(&mut Conn, StreamId, Callback),
+    resume: fn(&mut Conn) -> bool,
 }
 
 /// A ttrpc server driven from the caller's `mio` loop (see the crate docs).
@@ -88,7 +140,9 @@ pub struct Server {
     registry: Arc<Registry>,
     /// Stream methods: (service, method, session opener), searched in
     /// turn (a server registers a handful).
-    stream_methods: Vec<(String, String, StreamOpener)>,
+    stream_methods: Vec<StreamMethod>,
+    /// Set with the first stream method.
+    sessions: Option<SessionHooks>,
     config: ServerConfig,
     mio: mio::Registry,
     shared: Arc<Shared>,
@@ -241,6 +295,7 @@ impl Server {
         Ok(Self {
             registry: handlers,
             stream_methods: Vec::new(),
+            sessions: None,
             config,
             mio,
             shared: Arc::new(Shared {
@@ -295,6 +350,11 @@ impl Server {
             Some(entry) => entry.2 = open,
             None => self.stream_methods.push((service, method, open)),
         }
+        self.sessions = Some(SessionHooks {
+            open: Conn::open_session,
+            run: Conn::run_session,
+            resume: Conn::resume_sessions,
+        });
         self
     }
 
@@ -623,22 +683,20 @@ impl Server {
                 match event {
                     ServerEvent::Request(req) => {
                         // Only stream requests look up a stream method.
-                        let open = req.is_stream().then(|| {
-                            self.stream_methods
-                                .iter()
-                                .find(|(s, m, _)| *s == req.service && *m == req.method)
-                        });
-                        match open.flatten() {
-                            Some((_, _, open)) => {
-                                let session = Session::new(open(&req));
-                                conn.add_session(req.id, session);
-                                conn.run_session(req.id, Callback::Readable);
+                        let unary = match self.sessions {
+                            Some(hooks) if req.is_stream() => {
+                                (hooks.open)(&mut conn, &self.stream_methods, req)
                             }
-                            _ => self.dispatch(slot, conn.uid, req),
+                            _ => Some(req),
+                        };
+                        if let Some(req) = unary {
+                            self.dispatch(slot, conn.uid, req);
                         }
                     }
                     ServerEvent::StreamReadable { id } => {
-                        conn.run_session(id, Callback::Readable);
+                        if let Some(hooks) = self.sessions {
+                            (hooks.run)(&mut conn, id, Callback::Readable);
+                        }
                     }
                     _ => {}
                 }
@@ -662,22 +720,9 @@ impl Server {
                     }
                 }
             }
-            if !conn.core.wants_write() {
+            if let Some(hooks) = self.sessions.filter(|_| !conn.core.wants_write()) {
                 // The transmit queue drained: sessions told `Busy` resume.
-                // A callback may end its own session (removing it at `i`),
-                // never another's.
-                let mut i = 0;
-                while let Some((id, session)) = conn.sessions.get(i) {
-                    let id = *id;
-                    if session.wants_writable() {
-                        progress = true;
-                        conn.run_session(id, Callback::Writable);
-                        if conn.sessions.get(i).is_none_or(|(k, _)| *k != id) {
-                            continue;
-                        }
-                    }
-                    i += 1;
-                }
+                progress |= (hooks.resume)(&mut conn);
             }
             if !progress {
                 break;
