@@ -246,19 +246,24 @@ impl Drop for Listener {
     }
 }
 
+/// `source`, with what was being done to the socket path `path` as
+/// context (the path as [`Address::Path`] displays).
+fn path_error(path: &Path, what: &str, source: io::Error) -> Error {
+    Error::io(format!("{what} unix://{}", path.display()), source)
+}
+
 fn bind_path(path: &Path) -> Result<Listener, Error> {
-    let address = || Address::Path(path.to_owned());
     match fs::symlink_metadata(path) {
         Ok(meta) if meta.file_type().is_socket() => match UnixStream::connect(path) {
             Ok(_) => return Err(Error::AddrInUse(path.to_owned())),
             Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
-                fs::remove_file(path).map_err(|e| address().error("remove stale socket", e))?;
+                fs::remove_file(path).map_err(|e| path_error(path, "remove stale socket", e))?;
             }
-            Err(e) => return Err(address().error("probe existing socket", e)),
+            Err(e) => return Err(path_error(path, "probe existing socket", e)),
         },
         Ok(_) => return Err(Error::NotASocket(path.to_owned())),
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(e) => return Err(address().error("stat", e)),
+        Err(e) => return Err(path_error(path, "stat", e)),
     }
     // Each step names itself, for the error.
     let mut step = "address";
@@ -275,7 +280,7 @@ fn bind_path(path: &Path) -> Result<Listener, Error> {
         socket::bind(fd.as_raw_fd(), &addr)?;
         Ok(fd)
     })();
-    let fd = created.map_err(|e| address().error(step, e))?;
+    let fd = created.map_err(|e| path_error(path, step, e))?;
     let mut finish = || -> io::Result<(u64, u64)> {
         step = "chmod 0600";
         fs::set_permissions(path, fs::Permissions::from_mode(0o600))?;
@@ -292,7 +297,7 @@ fn bind_path(path: &Path) -> Result<Listener, Error> {
         }),
         Err(e) => {
             let _ = fs::remove_file(path);
-            Err(address().error(step, e))
+            Err(path_error(path, step, e))
         }
     }
 }
