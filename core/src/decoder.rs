@@ -56,7 +56,7 @@ impl FrameDecoder {
     pub fn push(&mut self, mut input: &[u8]) {
         if self.discard > 0 {
             let skip = usize::try_from(self.discard).map_or(input.len(), |d| d.min(input.len()));
-            input = &input[skip..];
+            input = input.get(skip..).unwrap_or_default();
             self.discard -= skip as u64;
         }
         if !input.is_empty() {

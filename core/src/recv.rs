@@ -99,7 +99,7 @@ impl RecvQueues {
 
     /// Creates an empty queue for a new stream.
     pub(crate) fn open(&mut self, id: StreamId) {
-        self.queues.get_or_insert_with(id, Queue::default);
+        self.queues.insert_absent(id, Queue::default);
     }
 
     /// Appends a message. Ignored once the stream ended.

@@ -286,7 +286,11 @@ impl Registry {
 
     fn insert(&mut self, service: String, method: String, handler: Method) {
         match self.find(&service, &method) {
-            Ok(i) => self.methods[i].2 = handler,
+            Ok(i) => {
+                if let Some(entry) = self.methods.get_mut(i) {
+                    entry.2 = handler;
+                }
+            }
             Err(i) => self.methods.insert(i, (service, method, handler)),
         }
     }
@@ -294,10 +298,11 @@ impl Registry {
     /// The handler of `service`/`method`, or the `Unimplemented` status Go
     /// answers without one (`service NAME` or `method NAME`).
     fn lookup(&self, service: &str, method: &str) -> Result<&Method, Status> {
-        match self.find(service, method) {
-            Ok(i) => Ok(&self.methods[i].2),
-            Err(_) if self.has_service(service) => Err(unimplemented_status("method ", method)),
-            Err(_) => Err(unimplemented_status("service ", service)),
+        let found = self.find(service, method).ok();
+        match found.and_then(|i| self.methods.get(i)) {
+            Some((_, _, handler)) => Ok(handler),
+            None if self.has_service(service) => Err(unimplemented_status("method ", method)),
+            None => Err(unimplemented_status("service ", service)),
         }
     }
 

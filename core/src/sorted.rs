@@ -75,7 +75,7 @@ impl<K: Ord, V> SortedMap<K, V> {
         Q: Ord + ?Sized,
     {
         let i = self.find(key).ok()?;
-        Some(&self.entries[i].1)
+        self.entries.get(i).map(|(_, v)| v)
     }
 
     pub(crate) fn get_mut<Q>(&mut self, key: &Q) -> Option<&mut V>
@@ -84,7 +84,7 @@ impl<K: Ord, V> SortedMap<K, V> {
         Q: Ord + ?Sized,
     {
         let i = self.find(key).ok()?;
-        Some(&mut self.entries[i].1)
+        self.entries.get_mut(i).map(|(_, v)| v)
     }
 
     pub(crate) fn contains_key<Q>(&self, key: &Q) -> bool
@@ -98,7 +98,10 @@ impl<K: Ord, V> SortedMap<K, V> {
     /// Inserts or replaces; returns the value replaced.
     pub(crate) fn insert(&mut self, key: K, value: V) -> Option<V> {
         match self.find(&key) {
-            Ok(i) => Some(std::mem::replace(&mut self.entries[i].1, value)),
+            Ok(i) => {
+                let (_, old) = self.entries.get_mut(i)?;
+                Some(std::mem::replace(old, value))
+            }
             Err(i) => {
                 self.entries.insert(i, (key, value));
                 None
@@ -106,16 +109,11 @@ impl<K: Ord, V> SortedMap<K, V> {
         }
     }
 
-    /// The value of `key`, inserted first from `make` if absent.
-    pub(crate) fn get_or_insert_with(&mut self, key: K, make: impl FnOnce() -> V) -> &mut V {
-        let i = match self.find(&key) {
-            Ok(i) => i,
-            Err(i) => {
-                self.entries.insert(i, (key, make()));
-                i
-            }
-        };
-        &mut self.entries[i].1
+    /// Inserts `key` with the value `make` returns, unless present.
+    pub(crate) fn insert_absent(&mut self, key: K, make: impl FnOnce() -> V) {
+        if let Err(i) = self.find(&key) {
+            self.entries.insert(i, (key, make()));
+        }
     }
 
     pub(crate) fn remove<Q>(&mut self, key: &Q) -> Option<V>
@@ -184,7 +182,7 @@ mod tests {
     enum Op {
         Insert(u8, u32),
         Remove(u8),
-        GetOrInsert(u8, u32),
+        InsertAbsent(u8, u32),
         Clear,
     }
 
@@ -192,7 +190,7 @@ mod tests {
         prop_oneof![
             4 => (any::<u8>(), any::<u32>()).prop_map(|(k, v)| Op::Insert(k, v)),
             3 => any::<u8>().prop_map(Op::Remove),
-            2 => (any::<u8>(), any::<u32>()).prop_map(|(k, v)| Op::GetOrInsert(k, v)),
+            2 => (any::<u8>(), any::<u32>()).prop_map(|(k, v)| Op::InsertAbsent(k, v)),
             1 => Just(Op::Clear),
         ]
     }
@@ -207,10 +205,10 @@ mod tests {
                 match op {
                     Op::Insert(k, v) => prop_assert_eq!(map.insert(k, v), model.insert(k, v)),
                     Op::Remove(k) => prop_assert_eq!(map.remove(&k), model.remove(&k)),
-                    Op::GetOrInsert(k, v) => prop_assert_eq!(
-                        *map.get_or_insert_with(k, || v),
-                        *model.entry(k).or_insert(v)
-                    ),
+                    Op::InsertAbsent(k, v) => {
+                        map.insert_absent(k, || v);
+                        model.entry(k).or_insert(v);
+                    }
                     Op::Clear => {
                         map.clear();
                         model.clear();
