@@ -1,5 +1,7 @@
 //! Error types, one enum per operation family.
 
+use std::fmt::Write as _;
+
 use crate::code::{Code, Status};
 use crate::frame::FrameType;
 use crate::stream::StreamId;
@@ -11,22 +13,33 @@ pub(crate) struct ShowDuration(pub(crate) std::time::Duration);
 impl std::fmt::Display for ShowDuration {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let (secs, nanos) = (self.0.as_secs(), self.0.subsec_nanos());
-        let (int, mut frac, mut width, unit) = if secs > 0 {
-            (secs, nanos, 9, "s")
+        // The whole units, and the rest in units of `1 / (10 * place)`.
+        let (int, mut rest, mut place, unit) = if secs > 0 {
+            (secs, nanos, 100_000_000, "s")
         } else if nanos >= 1_000_000 {
-            (u64::from(nanos / 1_000_000), nanos % 1_000_000, 6, "ms")
+            (
+                u64::from(nanos / 1_000_000),
+                nanos % 1_000_000,
+                100_000,
+                "ms",
+            )
         } else if nanos >= 1_000 {
-            (u64::from(nanos / 1_000), nanos % 1_000, 3, "µs")
+            (u64::from(nanos / 1_000), nanos % 1_000, 100, "µs")
         } else {
-            (u64::from(nanos), 0, 0, "ns")
+            (u64::from(nanos), 0, 1, "ns")
         };
         write!(f, "{int}")?;
-        if frac != 0 {
-            while frac % 10 == 0 {
-                frac /= 10;
-                width -= 1;
-            }
-            write!(f, ".{frac:0width$}")?;
+        if rest != 0 {
+            f.write_str(".")?;
+        }
+        // Digit by digit, until nothing is left: no trailing zeros.
+        while rest != 0 {
+            let Some(digit) = rest.checked_div(place) else {
+                break;
+            };
+            rest %= place;
+            place /= 10;
+            f.write_char(char::from(b'0' + digit as u8))?;
         }
         f.write_str(unit)
     }
