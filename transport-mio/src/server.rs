@@ -17,7 +17,7 @@ use nix::errno::Errno;
 use ttrpc_core::{
     ConnectionError, IncomingRequest, Registry, Responder, ServerConnection, ServerEvent, StreamId,
 };
-use ttrpc_std::{Address, Listener};
+use ttrpc_std::{Address, CredentialCheck, Listener, PeerCred};
 
 use crate::error::Error;
 use crate::io::{self, Outcome};
@@ -813,7 +813,7 @@ impl Server {
             match listener.accept() {
                 Ok((sock, _)) => {
                     self.backoff = None;
-                    if self.config.credentials.check(&sock).is_err() {
+                    if !permitted(&self.config.credentials, &sock) {
                         // Closed without a frame, as Go's handshaker does.
                         self.stats.refused += 1;
                         continue;
@@ -910,6 +910,12 @@ impl Server {
             }
         }
     }
+}
+
+/// Whether `check` lets the peer of `sock` in: `CredentialCheck::check`
+/// without the refusal's message, which nobody reads here.
+fn permitted(check: &CredentialCheck, sock: &UnixStream) -> bool {
+    matches!(check, CredentialCheck::None) || PeerCred::of(sock).is_ok_and(|c| check.allows(&c))
 }
 
 /// How a connection ends when its socket fails.
