@@ -367,23 +367,29 @@ impl Ctx {
         Ok(())
     }
 
-    /// The container's bundle directory (from State).
-    fn bundle(&self) -> Result<String, Fail> {
-        self.each(|api| {
-            Ok(match api {
-                Api::V1 => {
-                    let req = v1::StateRequest { id: self.cid()? };
-                    self.v1().state(&req, self.opts())?.bundle
-                }
-                _ => {
-                    let req = task::StateRequest {
-                        id: self.cid()?,
-                        exec_id: String::new(),
-                    };
-                    self.task(api).state(&req, self.opts())?.bundle
-                }
+    /// The container's bundle directory, from State's answer read as its
+    /// JSON (decoding the typed answers would link two more decoders for
+    /// this one string). v1's `StateRequest { id }` encodes as task's with
+    /// no exec id, so one request serves every API.
+    fn bundle(&self) -> Option<String> {
+        let json = self
+            .each(|api| {
+                let req = task::StateRequest {
+                    id: self.cid()?,
+                    exec_id: String::new(),
+                };
+                let answer = match api {
+                    Api::V1 => schema::V1_STATE,
+                    _ => schema::TASK_STATE,
+                };
+                self.call_json(api, "State", &req, answer)
             })
-        })
+            .ok()?;
+        match Value::parse(json.as_bytes()).ok()?.remove("bundle") {
+            Some(Value::String(b)) => Some(b),
+            // Left out of the JSON when empty.
+            _ => Some(String::new()),
+        }
     }
 
     fn delete(&self) -> Result<(), Fail> {
@@ -420,7 +426,6 @@ impl Ctx {
         }
         let from_bundle = self
             .bundle()
-            .ok()
             .and_then(|b| std::fs::read(Path::new(&b).join("config.json")).ok())
             .and_then(|bytes| Value::parse(&bytes).ok())
             .and_then(|mut v| v.remove("process"))
