@@ -38,226 +38,63 @@ fn kind_name(kind: FrameType) -> String {
     }
 }
 
-struct Header {
-    length: u32,
-    stream_id: u32,
-    kind: String,
-    flags: u8,
-}
-
-struct Kv {
-    key: String,
-    value: String,
-}
-
-struct Req {
-    service: String,
-    method: String,
-    payload: String,
-    timeout_nano: i64,
-    metadata: Vec<Kv>,
-}
-
-struct Detail {
-    type_url: String,
-    value: String,
-}
-
-struct St {
-    code: i32,
-    code_name: String,
-    message: String,
-    details: Vec<Detail>,
-}
-
-struct Resp {
-    status: Option<St>,
-    payload: String,
-}
-
-/// One frame as printed.
-pub(crate) struct Frame {
-    offset: usize,
-    header: Header,
-    request: Option<Req>,
-    response: Option<Resp>,
-    data: Option<String>,
-}
-
-/// The JSON documents for every frame in `input`, and what stopped
-/// decoding early.
+/// The JSON documents for every frame in `input` (one indented document
+/// each: `request`, `response`, `status` and `data` appear only when
+/// present, everything else always), and what stopped decoding early.
+/// Each frame is printed as it is decoded.
 pub(crate) fn render(input: &[u8]) -> (String, Option<String>) {
-    let (frames, error) = decode_all(input);
-    let out = frames.iter().map(Frame::to_json).collect();
-    (out, error)
-}
-
-impl Frame {
-    /// One indented JSON document; `request`, `response`, `status` and
-    /// `data` appear only when present, everything else always.
-    fn to_json(&self) -> String {
-        let mut o = Pretty::new();
-        o.open('{');
-        o.key("offset");
-        o.uint(u64::try_from(self.offset).unwrap_or(u64::MAX));
-        o.key("header");
-        o.open('{');
-        o.key("length");
-        o.uint(u64::from(self.header.length));
-        o.key("stream_id");
-        o.uint(u64::from(self.header.stream_id));
-        o.key("type");
-        o.string(&self.header.kind);
-        o.key("flags");
-        o.uint(u64::from(self.header.flags));
-        o.close('}');
-        if let Some(r) = &self.request {
-            o.key("request");
-            o.open('{');
-            o.key("service");
-            o.string(&r.service);
-            o.key("method");
-            o.string(&r.method);
-            o.key("payload");
-            o.string(&r.payload);
-            o.key("timeout_nano");
-            o.int(r.timeout_nano);
-            o.key("metadata");
-            o.open('[');
-            for kv in &r.metadata {
-                o.element();
-                o.open('{');
-                o.key("key");
-                o.string(&kv.key);
-                o.key("value");
-                o.string(&kv.value);
-                o.close('}');
-            }
-            o.close(']');
-            o.close('}');
-        }
-        if let Some(r) = &self.response {
-            o.key("response");
-            o.open('{');
-            if let Some(s) = &r.status {
-                o.key("status");
-                o.open('{');
-                o.key("code");
-                o.int(i64::from(s.code));
-                o.key("code_name");
-                o.string(&s.code_name);
-                o.key("message");
-                o.string(&s.message);
-                o.key("details");
-                o.open('[');
-                for d in &s.details {
-                    o.element();
-                    o.open('{');
-                    o.key("type_url");
-                    o.string(&d.type_url);
-                    o.key("value");
-                    o.string(&d.value);
-                    o.close('}');
-                }
-                o.close(']');
-                o.close('}');
-            }
-            o.key("payload");
-            o.string(&r.payload);
-            o.close('}');
-        }
-        if let Some(d) = &self.data {
-            o.key("data");
-            o.string(d);
-        }
-        o.close('}');
-        o.finish()
-    }
-}
-
-/// Every frame in `input` (header, and the decoded Request or Response as a
-/// JSON string), and what stopped decoding early.
-pub(crate) fn decode_all(input: &[u8]) -> (Vec<Frame>, Option<String>) {
     // No frame can be longer than the input: a larger claim is reported,
     // never allocated.
     let mut dec = FrameDecoder::new(u32::try_from(input.len()).unwrap_or(u32::MAX));
     dec.push(input);
-    let mut out = Vec::new();
+    let mut out = String::new();
     let mut offset = 0usize;
     loop {
         match dec.decode() {
             None => break,
             Some(Decoded::Frame { header, data }) => {
-                let mut f = Frame {
-                    offset,
-                    header: Header {
-                        length: header.len,
-                        stream_id: header.stream_id.get(),
-                        kind: kind_name(header.kind),
-                        flags: header.flags.0,
-                    },
-                    request: None,
-                    response: None,
-                    data: None,
-                };
-                match header.kind {
+                let mut o = Pretty::new();
+                o.open('{');
+                o.key("offset");
+                o.uint(u64::try_from(offset).unwrap_or(u64::MAX));
+                o.key("header");
+                o.open('{');
+                o.key("length");
+                o.uint(u64::from(header.len));
+                o.key("stream_id");
+                o.uint(u64::from(header.stream_id.get()));
+                o.key("type");
+                o.string(&kind_name(header.kind));
+                o.key("flags");
+                o.uint(u64::from(header.flags.0));
+                o.close('}');
+                let error = match header.kind {
                     FrameType::Request => match Request::decode(&data[..]) {
                         Ok(r) => {
-                            f.request = Some(Req {
-                                service: r.service,
-                                method: r.method,
-                                payload: base64(&r.payload),
-                                timeout_nano: r.timeout_nano,
-                                metadata: r
-                                    .metadata
-                                    .into_iter()
-                                    .map(|kv| Kv {
-                                        key: kv.key,
-                                        value: kv.value,
-                                    })
-                                    .collect(),
-                            });
+                            print_request(&mut o, &r);
+                            None
                         }
-                        Err(e) => {
-                            out.push(f);
-                            return (
-                                out,
-                                Some(format!("frame at byte {offset}: malformed Request: {e}")),
-                            );
-                        }
+                        Err(e) => Some(format!("frame at byte {offset}: malformed Request: {e}")),
                     },
                     FrameType::Response => match Response::decode(&data[..]) {
                         Ok(r) => {
-                            let status = r.status.map(|s| St {
-                                code: s.code,
-                                code_name: Code::from_i32(s.code).to_string(),
-                                message: s.message,
-                                details: s
-                                    .details
-                                    .into_iter()
-                                    .map(|d| Detail {
-                                        type_url: d.type_url,
-                                        value: base64(&d.value),
-                                    })
-                                    .collect(),
-                            });
-                            f.response = Some(Resp {
-                                status,
-                                payload: base64(&r.payload),
-                            });
+                            print_response(&mut o, &r);
+                            None
                         }
-                        Err(e) => {
-                            out.push(f);
-                            return (
-                                out,
-                                Some(format!("frame at byte {offset}: malformed Response: {e}")),
-                            );
-                        }
+                        Err(e) => Some(format!("frame at byte {offset}: malformed Response: {e}")),
                     },
-                    _ => f.data = Some(base64(&data)),
+                    _ => {
+                        o.key("data");
+                        o.string(&base64(&data));
+                        None
+                    }
+                };
+                o.close('}');
+                out.push_str(&o.finish());
+                if error.is_some() {
+                    return (out, error);
                 }
                 offset += HEADER_LEN + data.len();
-                out.push(f);
             }
             Some(Decoded::Oversized { header }) => {
                 return (
@@ -286,6 +123,63 @@ pub(crate) fn decode_all(input: &[u8]) -> (Vec<Frame>, Option<String>) {
         );
     }
     (out, None)
+}
+
+fn print_request(o: &mut Pretty, r: &Request) {
+    o.key("request");
+    o.open('{');
+    o.key("service");
+    o.string(&r.service);
+    o.key("method");
+    o.string(&r.method);
+    o.key("payload");
+    o.string(&base64(&r.payload));
+    o.key("timeout_nano");
+    o.int(r.timeout_nano);
+    o.key("metadata");
+    o.open('[');
+    for kv in &r.metadata {
+        o.element();
+        o.open('{');
+        o.key("key");
+        o.string(&kv.key);
+        o.key("value");
+        o.string(&kv.value);
+        o.close('}');
+    }
+    o.close(']');
+    o.close('}');
+}
+
+fn print_response(o: &mut Pretty, r: &Response) {
+    o.key("response");
+    o.open('{');
+    if let Some(s) = &r.status {
+        o.key("status");
+        o.open('{');
+        o.key("code");
+        o.int(i64::from(s.code));
+        o.key("code_name");
+        o.string(&Code::from_i32(s.code).to_string());
+        o.key("message");
+        o.string(&s.message);
+        o.key("details");
+        o.open('[');
+        for d in &s.details {
+            o.element();
+            o.open('{');
+            o.key("type_url");
+            o.string(&d.type_url);
+            o.key("value");
+            o.string(&base64(&d.value));
+            o.close('}');
+        }
+        o.close(']');
+        o.close('}');
+    }
+    o.key("payload");
+    o.string(&base64(&r.payload));
+    o.close('}');
 }
 
 #[cfg(test)]
