@@ -281,6 +281,16 @@ impl Ctx {
         let bundle = stdio::absolute(self.o.bundle.as_deref().unwrap_or("."));
         let id = self.cid()?;
         let [stdin, stdout, stderr] = self.stdio_paths()?;
+        // Built once, whichever APIs are tried; v1's is made from it.
+        let req = task::CreateTaskRequest {
+            id,
+            bundle,
+            terminal: self.o.tty,
+            stdin,
+            stdout,
+            stderr,
+            ..Default::default()
+        };
         let pid = self.each(|api| {
             if self.o.runtime.is_some() && api != Api::V1 {
                 if self.o.api == ApiSel::Auto {
@@ -294,26 +304,17 @@ impl Ctx {
                 }
                 return Err(Fail::Usage("--runtime is for the v1 API only".into()));
             }
-            let req = task::CreateTaskRequest {
-                id: id.clone(),
-                bundle: bundle.clone(),
-                terminal: self.o.tty,
-                stdin: stdin.clone(),
-                stdout: stdout.clone(),
-                stderr: stderr.clone(),
-                ..Default::default()
-            };
             Ok(match api {
                 Api::V3 | Api::V2 => self.task(api).create(&req, self.opts())?.pid,
                 Api::V1 => {
                     let req = v1::CreateTaskRequest {
-                        id: id.clone(),
-                        bundle: bundle.clone(),
+                        id: req.id.clone(),
+                        bundle: req.bundle.clone(),
                         runtime: self.o.runtime.clone().unwrap_or_else(|| "runc".into()),
-                        terminal: self.o.tty,
-                        stdin: stdin.clone(),
-                        stdout: stdout.clone(),
-                        stderr: stderr.clone(),
+                        terminal: req.terminal,
+                        stdin: req.stdin.clone(),
+                        stdout: req.stdout.clone(),
+                        stderr: req.stderr.clone(),
                         ..Default::default()
                     };
                     self.v1().create(&req, self.opts())?.pid
@@ -440,20 +441,30 @@ impl Ctx {
     }
 
     fn exec(&self) -> Result<(), Fail> {
-        let exec_id = self.o.positionals[0].clone();
         let spec = Any {
             type_url: SPEC_TYPE_URL.to_owned(),
             value: self.exec_spec()?,
         };
         let [stdin, stdout, stderr] = self.stdio_paths()?;
+        // Built once, whichever APIs are tried (the container id is set
+        // for v3/v2); v1's is made from it.
+        let mut req = task::ExecProcessRequest {
+            id: String::new(),
+            exec_id: self.o.positionals[0].clone(),
+            terminal: self.o.tty,
+            stdin,
+            stdout,
+            stderr,
+            spec: Some(spec),
+        };
         let attach = if self.o.attach {
             fn nz(s: &str) -> Option<&str> {
                 (!s.is_empty()).then_some(s)
             }
             Some(Attach::open(
-                nz(&stdin),
-                nz(&stdout),
-                nz(&stderr),
+                nz(&req.stdin),
+                nz(&req.stdout),
+                nz(&req.stderr),
                 self.o.tty,
             )?)
         } else {
@@ -463,30 +474,23 @@ impl Ctx {
             match api {
                 Api::V1 => {
                     let req = v1::ExecProcessRequest {
-                        id: exec_id.clone(),
-                        terminal: self.o.tty,
-                        stdin: stdin.clone(),
-                        stdout: stdout.clone(),
-                        stderr: stderr.clone(),
-                        spec: Some(spec.clone()),
+                        id: req.exec_id.clone(),
+                        terminal: req.terminal,
+                        stdin: req.stdin.clone(),
+                        stdout: req.stdout.clone(),
+                        stderr: req.stderr.clone(),
+                        spec: req.spec.clone(),
                     };
                     self.v1().exec(&req, self.opts())?;
                 }
                 _ => {
-                    let req = task::ExecProcessRequest {
-                        id: self.cid()?,
-                        exec_id: exec_id.clone(),
-                        terminal: self.o.tty,
-                        stdin: stdin.clone(),
-                        stdout: stdout.clone(),
-                        stderr: stderr.clone(),
-                        spec: Some(spec.clone()),
-                    };
+                    req.id = self.cid()?;
                     self.task(api).exec(&req, self.opts())?
                 }
             }
             Ok(())
         })?;
+        let exec_id = req.exec_id;
         let cid = match self.api.get() {
             Some(Api::V1) => String::new(),
             _ => self.cid()?,
