@@ -459,63 +459,70 @@ pub(crate) fn parse(argv: Vec<OsString>) -> Result<Command, Fail> {
             .map_err(|_| usage(format!("{what}: not a number: {v:?}")))
     };
     while let Some(arg) = p.next()? {
-        match arg {
-            Short('h') | Long("help") => return Ok(Command::Help),
-            Long("socket") => o.socket = Some(string(&mut p)?),
-            Long("id") => o.id = Some(string(&mut p)?),
-            Short('n') | Long("namespace") => o.namespace = string(&mut p)?,
-            Long("address") => o.address = string(&mut p)?,
-            Long("api") => {
-                o.api = match string(&mut p)?.as_str() {
-                    "auto" => ApiSel::Auto,
-                    "v3" | "3" => ApiSel::V3,
-                    "v2" | "2" => ApiSel::V2,
-                    "v1" | "1" => ApiSel::V1,
-                    other => {
-                        return Err(usage(format!(
-                            "--api: expected auto, v3, v2 or v1, got {other:?}"
-                        )));
+        // The options that take a string: one assignment for all of them.
+        let slot = match arg {
+            Long("socket") => &mut o.socket,
+            Long("id") => &mut o.id,
+            Long("exec-id") => &mut o.exec_id,
+            Long("bundle") => &mut o.bundle,
+            Long("stdin") if cmd != Some(Cmd::CloseIo) => &mut o.stdin,
+            Long("stdout") => &mut o.stdout,
+            Long("stderr") => &mut o.stderr,
+            Long("runtime") => &mut o.runtime,
+            Long("cwd") => &mut o.cwd,
+            Long("spec") => &mut o.spec,
+            Long("signal") | Short('s') => &mut o.signal,
+            Long("shim") => &mut o.shim,
+            arg => {
+                match arg {
+                    Short('h') | Long("help") => return Ok(Command::Help),
+                    Short('n') | Long("namespace") => o.namespace = string(&mut p)?,
+                    Long("address") => o.address = string(&mut p)?,
+                    Long("api") => {
+                        o.api = match string(&mut p)?.as_str() {
+                            "auto" => ApiSel::Auto,
+                            "v3" | "3" => ApiSel::V3,
+                            "v2" | "2" => ApiSel::V2,
+                            "v1" | "1" => ApiSel::V1,
+                            other => {
+                                return Err(usage(format!(
+                                    "--api: expected auto, v3, v2 or v1, got {other:?}"
+                                )));
+                            }
+                        }
                     }
+                    Long("timeout") => {
+                        let v = string(&mut p)?;
+                        o.timeout = Some(parse_duration(&v).ok_or_else(|| {
+                            usage(format!("--timeout: not a duration: {v:?} (e.g. 5s, 500ms)"))
+                        })?);
+                    }
+                    Long("stdin") => o.close_stdin = true,
+                    Short('t') | Long("tty") => o.tty = true,
+                    Short('a') | Long("attach") => o.attach = true,
+                    Short('e') | Long("env") => o.env.push(string(&mut p)?),
+                    Long("all") => o.all = true,
+                    Long("width") => o.width = Some(number(&mut p, "--width")?),
+                    Long("height") => o.height = Some(number(&mut p, "--height")?),
+                    Long("now") => o.now = true,
+                    Long("daemon") => o.daemon = true,
+                    Long("allow") => o.allow.push(string(&mut p)?),
+                    Value(v) => {
+                        if cmd.is_none() {
+                            cmd = Some(
+                                Cmd::from_word(&v)
+                                    .ok_or_else(|| usage(format!("unknown command {v:?}")))?,
+                            );
+                        } else {
+                            o.positionals.push(v);
+                        }
+                    }
+                    _ => return Err(arg.unexpected()),
                 }
+                continue;
             }
-            Long("timeout") => {
-                let v = string(&mut p)?;
-                o.timeout = Some(parse_duration(&v).ok_or_else(|| {
-                    usage(format!("--timeout: not a duration: {v:?} (e.g. 5s, 500ms)"))
-                })?);
-            }
-            Long("exec-id") => o.exec_id = Some(string(&mut p)?),
-            Long("bundle") => o.bundle = Some(string(&mut p)?),
-            Long("stdin") if cmd == Some(Cmd::CloseIo) => o.close_stdin = true,
-            Long("stdin") => o.stdin = Some(string(&mut p)?),
-            Long("stdout") => o.stdout = Some(string(&mut p)?),
-            Long("stderr") => o.stderr = Some(string(&mut p)?),
-            Short('t') | Long("tty") => o.tty = true,
-            Long("runtime") => o.runtime = Some(string(&mut p)?),
-            Short('a') | Long("attach") => o.attach = true,
-            Short('e') | Long("env") => o.env.push(string(&mut p)?),
-            Long("cwd") => o.cwd = Some(string(&mut p)?),
-            Long("spec") => o.spec = Some(string(&mut p)?),
-            Long("signal") | Short('s') => o.signal = Some(string(&mut p)?),
-            Long("all") => o.all = true,
-            Long("width") => o.width = Some(number(&mut p, "--width")?),
-            Long("height") => o.height = Some(number(&mut p, "--height")?),
-            Long("now") => o.now = true,
-            Long("daemon") => o.daemon = true,
-            Long("allow") => o.allow.push(string(&mut p)?),
-            Long("shim") => o.shim = Some(string(&mut p)?),
-            Value(v) => {
-                if cmd.is_none() {
-                    cmd = Some(
-                        Cmd::from_word(&v)
-                            .ok_or_else(|| usage(format!("unknown command {v:?}")))?,
-                    );
-                } else {
-                    o.positionals.push(v);
-                }
-            }
-            _ => return Err(arg.unexpected()),
-        }
+        };
+        *slot = Some(string(&mut p)?);
     }
     let Some(cmd) = cmd else {
         return Err(usage("no command given"));
