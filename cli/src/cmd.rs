@@ -185,19 +185,23 @@ impl Ctx {
         v1::ShimClient::new(&self.conn)
     }
 
-    /// Calls `method` of `api` and returns the answer as the JSON of the
-    /// message `answer` (printed from its wire bytes: see `json::to_pretty`).
+    /// Calls `method` of `api` with `{id, exec_id}` and returns the answer
+    /// as the JSON of the message `answer` (printed from its wire bytes:
+    /// see `json::to_pretty`). Every JSON command's request is task's
+    /// `StateRequest` on the wire: with no exec id it encodes as the
+    /// `{id}` requests (v1's `StateRequest` and `ListPidsRequest`, task's
+    /// `PidsRequest`, `StatsRequest` and `ConnectRequest`).
     fn call_json(
         &self,
         api: Api,
         method: &str,
-        request: &impl prost::Message,
+        id: String,
+        exec_id: String,
         answer: MessageId,
     ) -> Result<String, Fail> {
         let service = api.service();
-        let bytes = self
-            .conn
-            .call_raw(service, method, &request.encode_to_vec(), self.opts())?;
+        let request = prost::Message::encode_to_vec(&task::StateRequest { id, exec_id });
+        let bytes = self.conn.call_raw(service, method, &request, self.opts())?;
         json::to_pretty(answer, &bytes).map_err(|e| {
             Fail::Rpc(ttrpc_std::Error::Protocol(format!(
                 "{service}/{method}: malformed answer: {e}"
@@ -349,20 +353,9 @@ impl Ctx {
     }
 
     fn state(&self) -> Result<(), Fail> {
-        let out = self.each(|api| {
-            Ok(match api {
-                Api::V1 => {
-                    let req = v1::StateRequest { id: self.v1_id()? };
-                    self.call_json(api, "State", &req, schema::V1_STATE)?
-                }
-                _ => {
-                    let req = task::StateRequest {
-                        id: self.cid()?,
-                        exec_id: self.eid(),
-                    };
-                    self.call_json(api, "State", &req, schema::TASK_STATE)?
-                }
-            })
+        let out = self.each(|api| match api {
+            Api::V1 => self.call_json(api, "State", self.v1_id()?, String::new(), schema::V1_STATE),
+            _ => self.call_json(api, "State", self.cid()?, self.eid(), schema::TASK_STATE),
         })?;
         print!("{out}");
         Ok(())
@@ -370,20 +363,15 @@ impl Ctx {
 
     /// The container's bundle directory, from State's answer read as its
     /// JSON (decoding the typed answers would link two more decoders for
-    /// this one string). v1's `StateRequest { id }` encodes as task's with
-    /// no exec id, so one request serves every API.
+    /// this one string).
     fn bundle(&self) -> Option<String> {
         let json = self
             .each(|api| {
-                let req = task::StateRequest {
-                    id: self.cid()?,
-                    exec_id: String::new(),
-                };
                 let answer = match api {
                     Api::V1 => schema::V1_STATE,
                     _ => schema::TASK_STATE,
                 };
-                self.call_json(api, "State", &req, answer)
+                self.call_json(api, "State", self.cid()?, String::new(), answer)
             })
             .ok()?;
         match Value::parse(json.as_bytes()).ok()?.remove("bundle") {
@@ -635,44 +623,35 @@ impl Ctx {
 
     fn pids(&self) -> Result<(), Fail> {
         let out = self.each(|api| {
-            Ok(match api {
-                Api::V1 => {
-                    let req = v1::ListPidsRequest { id: self.cid()? };
-                    self.call_json(api, "ListPids", &req, schema::V1_LIST_PIDS)?
-                }
-                _ => {
-                    let req = task::PidsRequest { id: self.cid()? };
-                    self.call_json(api, "Pids", &req, schema::TASK_PIDS)?
-                }
-            })
+            let (method, answer) = match api {
+                Api::V1 => ("ListPids", schema::V1_LIST_PIDS),
+                _ => ("Pids", schema::TASK_PIDS),
+            };
+            self.call_json(api, method, self.cid()?, String::new(), answer)
         })?;
         print!("{out}");
         Ok(())
     }
 
     fn stats(&self) -> Result<(), Fail> {
-        let out = self.each(|api| {
-            Ok(match api {
-                Api::V1 => return Err(Fail::Unsupported("stats is not in the v1 API".into())),
-                _ => {
-                    let req = task::StatsRequest { id: self.cid()? };
-                    self.call_json(api, "Stats", &req, schema::TASK_STATS)?
-                }
-            })
+        let out = self.each(|api| match api {
+            Api::V1 => Err(Fail::Unsupported("stats is not in the v1 API".into())),
+            _ => self.call_json(api, "Stats", self.cid()?, String::new(), schema::TASK_STATS),
         })?;
         print!("{out}");
         Ok(())
     }
 
     fn connect_cmd(&self) -> Result<(), Fail> {
-        let out = self.each(|api| {
-            Ok(match api {
-                Api::V1 => return Err(Fail::Unsupported("connect is not in the v1 API".into())),
-                _ => {
-                    let req = task::ConnectRequest { id: self.cid()? };
-                    self.call_json(api, "Connect", &req, schema::TASK_CONNECT)?
-                }
-            })
+        let out = self.each(|api| match api {
+            Api::V1 => Err(Fail::Unsupported("connect is not in the v1 API".into())),
+            _ => self.call_json(
+                api,
+                "Connect",
+                self.cid()?,
+                String::new(),
+                schema::TASK_CONNECT,
+            ),
         })?;
         print!("{out}");
         Ok(())
