@@ -21,22 +21,10 @@ pub(crate) fn build_process(
         list.iter().map(|s| Value::from(s.as_str()))
     }
     let mut p = base.unwrap_or_else(|| {
-        Value::Object(vec![
-            (
-                "user".into(),
-                Value::Object(vec![
-                    ("uid".into(), 0u32.into()),
-                    ("gid".into(), 0u32.into()),
-                ]),
-            ),
-            (
-                "env".into(),
-                Value::Array(vec![
-                    "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into(),
-                ]),
-            ),
-            ("cwd".into(), "/".into()),
-        ])
+        // Parsed rather than built: every member built would be an owned
+        // string to drop.
+        Value::parse(br#"{"user":{"uid":0,"gid":0},"env":["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],"cwd":"/"}"#)
+            .unwrap_or(Value::Null)
     });
     let not_object = |_| Fail::Other("config.json process is not an object".into());
     if !args.is_empty() {
