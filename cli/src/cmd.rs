@@ -55,22 +55,36 @@ pub(crate) fn clean(path: &str) -> String {
             p => parts.push(p),
         }
     }
-    let joined = parts.join("/");
-    match (rooted, joined.is_empty()) {
-        (true, _) => format!("/{joined}"),
-        (false, true) => ".".to_owned(),
-        (false, false) => joined,
+    let mut out = String::new();
+    if rooted {
+        out.push('/');
     }
+    for (i, p) in parts.iter().enumerate() {
+        if i > 0 {
+            out.push('/');
+        }
+        out.push_str(p);
+    }
+    if out.is_empty() {
+        out.push('.');
+    }
+    out
 }
 
 /// Go's `filepath.Join`: non-empty elements joined by `/`, then cleaned;
 /// all empty gives "".
 pub(crate) fn join(elems: &[&str]) -> String {
-    let kept: Vec<&str> = elems.iter().copied().filter(|e| !e.is_empty()).collect();
-    if kept.is_empty() {
-        String::new()
+    let mut joined = String::new();
+    for e in elems.iter().filter(|e| !e.is_empty()) {
+        if !joined.is_empty() {
+            joined.push('/');
+        }
+        joined.push_str(e);
+    }
+    if joined.is_empty() {
+        joined
     } else {
-        clean(&kept.join("/"))
+        clean(&joined)
     }
 }
 
