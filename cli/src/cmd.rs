@@ -264,18 +264,15 @@ impl Ctx {
         match self.o.cmd {
             Cmd::Create => self.create(),
             Cmd::Start => self.start(),
-            Cmd::State => self.state(),
+            Cmd::State | Cmd::Pids | Cmd::Stats | Cmd::Connect => self.show(),
             Cmd::Delete => self.delete(),
             Cmd::Exec => self.exec(),
             Cmd::Kill => self.kill(),
             Cmd::Wait => self.wait(),
-            Cmd::Pids => self.pids(),
-            Cmd::Stats => self.stats(),
             Cmd::Pause => self.pause(true),
             Cmd::Resume => self.pause(false),
             Cmd::CloseIo => self.close_io(),
             Cmd::Resize => self.resize(self.o.width.unwrap_or(0), self.o.height.unwrap_or(0)),
-            Cmd::Connect => self.connect_cmd(),
             Cmd::Shutdown => self.shutdown(),
             other => Err(Fail::Usage(format!("{other}: not a shim call"))),
         }
@@ -366,10 +363,28 @@ impl Ctx {
         Ok(())
     }
 
-    fn state(&self) -> Result<(), Fail> {
-        let out = self.each(|api| match api {
-            Api::V1 => self.call_json(api, "State", self.v1_id()?, String::new(), schema::V1_STATE),
-            _ => self.call_json(api, "State", self.cid()?, self.eid(), schema::TASK_STATE),
+    /// state, pids, stats and connect: one call, its answer printed as
+    /// JSON.
+    fn show(&self) -> Result<(), Fail> {
+        let cmd = self.o.cmd;
+        let out = self.each(|api| {
+            let (method, answer) = match (cmd, api) {
+                (Cmd::State, Api::V1) => ("State", schema::V1_STATE),
+                (Cmd::State, _) => ("State", schema::TASK_STATE),
+                (Cmd::Pids, Api::V1) => ("ListPids", schema::V1_LIST_PIDS),
+                (Cmd::Pids, _) => ("Pids", schema::TASK_PIDS),
+                (_, Api::V1) => {
+                    return Err(Fail::Unsupported(format!("{cmd} is not in the v1 API")));
+                }
+                (Cmd::Stats, _) => ("Stats", schema::TASK_STATS),
+                _ => ("Connect", schema::TASK_CONNECT),
+            };
+            let (id, exec_id) = match (cmd, api) {
+                (Cmd::State, Api::V1) => (self.v1_id()?, String::new()),
+                (Cmd::State, _) => (self.cid()?, self.eid()),
+                _ => (self.cid()?, String::new()),
+            };
+            self.call_json(api, method, id, exec_id, answer)
         })?;
         print!("{out}");
         Ok(())
@@ -632,42 +647,6 @@ impl Ctx {
             "exit status {status} at {}",
             at.unwrap_or(Timestamp::GO_ZERO).rfc3339()
         );
-        Ok(())
-    }
-
-    fn pids(&self) -> Result<(), Fail> {
-        let out = self.each(|api| {
-            let (method, answer) = match api {
-                Api::V1 => ("ListPids", schema::V1_LIST_PIDS),
-                _ => ("Pids", schema::TASK_PIDS),
-            };
-            self.call_json(api, method, self.cid()?, String::new(), answer)
-        })?;
-        print!("{out}");
-        Ok(())
-    }
-
-    fn stats(&self) -> Result<(), Fail> {
-        let out = self.each(|api| match api {
-            Api::V1 => Err(Fail::Unsupported("stats is not in the v1 API".into())),
-            _ => self.call_json(api, "Stats", self.cid()?, String::new(), schema::TASK_STATS),
-        })?;
-        print!("{out}");
-        Ok(())
-    }
-
-    fn connect_cmd(&self) -> Result<(), Fail> {
-        let out = self.each(|api| match api {
-            Api::V1 => Err(Fail::Unsupported("connect is not in the v1 API".into())),
-            _ => self.call_json(
-                api,
-                "Connect",
-                self.cid()?,
-                String::new(),
-                schema::TASK_CONNECT,
-            ),
-        })?;
-        print!("{out}");
         Ok(())
     }
 
