@@ -403,9 +403,14 @@ pub(crate) fn parse(argv: Vec<OsString>) -> Result<Command, Fail> {
     use Arg::{Long, Short, Value};
 
     // Words after the first `--` are the exec command, kept verbatim.
-    let (head, words) = match argv.iter().position(|a| a == "--") {
-        Some(i) => (argv[..i].to_vec(), argv[i + 1..].to_vec()),
-        None => (argv, Vec::new()),
+    let mut head = argv;
+    let words = match head.iter().position(|a| a == "--") {
+        Some(i) => {
+            let words = head.split_off(i + 1);
+            head.truncate(i);
+            words
+        }
+        None => Vec::new(),
     };
     let words = words
         .into_iter()
