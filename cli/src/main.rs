@@ -84,26 +84,22 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(fail) => {
-            let mut err = std::io::stderr().lock();
-            let _ = match &fail {
-                Fail::Rpc(ttrpc_std::Error::Status(s)) => {
-                    writeln!(err, "shimctl: {}: {}", s.code, one_line(&s.message))
-                }
-                Fail::Rpc(e) => {
-                    writeln!(err, "shimctl: {}: {}", e.code(), one_line(&e.to_string()))
-                }
-                Fail::Other(m) | Fail::Unreachable(m) | Fail::Unsupported(m) => {
-                    writeln!(err, "shimctl: {}", one_line(m))
-                }
-                Fail::Usage(m) => writeln!(err, "shimctl: {m}\n\n{}", args::USAGE),
+            let line = match &fail {
+                Fail::Rpc(ttrpc_std::Error::Status(s)) => format!("{}: {}", s.code, s.message),
+                Fail::Rpc(e) => format!("{}: {e}", e.code()),
+                Fail::Other(m) | Fail::Unreachable(m) | Fail::Unsupported(m) => m.clone(),
+                Fail::Usage(m) => format!("{m}\n\n{}", args::USAGE),
             };
+            // A usage error ends with the (multi-line) usage; the others
+            // are one line.
+            let line = match fail {
+                Fail::Usage(_) => line,
+                _ => line.replace(['\n', '\r'], " "),
+            };
+            let _ = writeln!(std::io::stderr().lock(), "shimctl: {line}");
             ExitCode::from(fail.exit())
         }
     }
-}
-
-fn one_line(s: &str) -> String {
-    s.replace(['\n', '\r'], " ")
 }
 
 fn run(opts: Opts) -> Result<(), Fail> {
