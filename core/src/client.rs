@@ -15,7 +15,7 @@ use crate::message::{Metadata, RequestParts, Response};
 use crate::recv::{Notify, RecvQueues, StreamItem};
 use crate::sorted::SortedMap;
 use crate::stream::{StreamId, StreamKind};
-use crate::timer::Deadlines;
+use crate::timer::{Deadlines, earliest};
 use crate::tx::{SEGMENT_MIN, TxQueue};
 
 /// Per-call options: deadline and metadata.
@@ -633,10 +633,7 @@ impl ClientConnection {
     /// call or stream deadline or stream stall timeout, or `None`.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
-        match (self.deadlines.next(), self.queues.next_stall()) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        earliest(self.deadlines.next(), self.queues.next_stall())
     }
 
     /// Whether bytes are waiting to be written.

@@ -17,6 +17,7 @@ use crate::message::{Metadata, Request, Response, response_message};
 use crate::recv::{RecvQueues, StreamItem, stall_status};
 use crate::sorted::SortedMap;
 use crate::stream::StreamId;
+use crate::timer::earliest;
 use crate::tx::{SEGMENT_MIN, TxQueue};
 
 /// A decoded, validated request, ready for a handler.
@@ -678,10 +679,7 @@ impl ServerConnection {
                 PartialTimer::Arming => self.now,
                 PartialTimer::Since(since) => since.checked_add(limit),
             });
-        match (partial, self.queues.next_stall()) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        earliest(partial, self.queues.next_stall())
     }
 
     /// Whether bytes are waiting to be written.

@@ -6,6 +6,14 @@ use std::time::Instant;
 use crate::sorted::SortedSet;
 use crate::stream::StreamId;
 
+/// The earlier of two optional deadlines.
+pub(crate) fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
 #[derive(Debug, Default)]
 pub(crate) struct Deadlines {
     set: SortedSet<(Instant, StreamId)>,

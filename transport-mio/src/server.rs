@@ -437,10 +437,7 @@ impl Server {
         }
         let conns = self.timers.first().map(|(at, _)| *at);
         let shutdown = self.shutdown_deadline.filter(|_| self.active() > 0);
-        [conns, self.accept_retry, shutdown]
-            .into_iter()
-            .flatten()
-            .min()
+        earliest(earliest(conns, self.accept_retry), shutdown)
     }
 
     /// Graceful shutdown, from the loop thread: stops accepting (the
@@ -916,6 +913,14 @@ impl Server {
 /// without the refusal's message, which nobody reads here.
 fn permitted(check: &CredentialCheck, sock: &UnixStream) -> bool {
     matches!(check, CredentialCheck::None) || PeerCred::of(sock).is_ok_and(|c| check.allows(&c))
+}
+
+/// The earlier of two optional deadlines.
+fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
 }
 
 /// How a connection ends when its socket fails.
