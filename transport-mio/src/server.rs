@@ -201,7 +201,7 @@ impl Server {
         registry: &mio::Registry,
         tokens: Range<usize>,
     ) -> Result<Self, Error> {
-        let listener = Address::parse(address)?.bind()?;
+        let listener = Address::parse(address).and_then(|a| a.bind())?;
         Self::new(listener, handlers, config, registry, tokens)
     }
 
