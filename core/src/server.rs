@@ -13,7 +13,7 @@ use crate::decoder::{Decoded, FrameDecoder};
 use crate::error::{CallError, ConnectionError, ProtocolError, SendError};
 use crate::frame::{Flags, FrameHeader, FrameType};
 use crate::message::proto::google::rpc::Status as WireStatus;
-use crate::message::{Metadata, Request, Response, response_message};
+use crate::message::{Metadata, Request, Response, encode_response, response_message};
 use crate::recv::{RecvQueues, StreamItem, stall_status};
 use crate::sorted::SortedMap;
 use crate::stream::StreamId;
@@ -443,7 +443,7 @@ impl ServerConnection {
         } else {
             self.tx
                 .push_frame(id, FrameType::Response, Flags::NONE, body_len, |buf| {
-                    msg.encode_raw(buf)
+                    encode_response(msg, buf);
                 });
         }
         self.stats.frames_sent += 1;
