@@ -27,6 +27,9 @@ stage doc env RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --locked -p ttrpc-c
 stage build cargo test --workspace --locked --no-run
 # The release shimctl (panic = "unwind") that cli/tests/serve.rs drives.
 stage release cargo build --release --locked -p shimctl
+# The static shimctl against its budget: at most 400 KiB over a static
+# hello-world built the same way (cli/README.md).
+stage size cli/size-check.sh
 stage test cargo test --workspace --locked
 if [[ "${SKIP_FUZZ:-0}" != 1 && -x ci/fuzz-smoke.sh ]]; then
     stage fuzz ci/fuzz-smoke.sh

@@ -11,7 +11,7 @@ export RUSTFLAGS="${RUSTFLAGS:--C target-feature=+crt-static -C force-frame-poin
 
 cd "$root"
 tdir=${CARGO_TARGET_DIR:-$root/target}
-cargo build --quiet --release -p shimctl --target "$target"
+cargo build --quiet --locked --release -p shimctl --target "$target"
 shimctl="$tdir/$target/release/shimctl"
 
 # The hello-world: a throwaway crate with the same [profile.release].
