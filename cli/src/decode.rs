@@ -68,15 +68,17 @@ pub(crate) fn render(input: &[u8]) -> (String, Option<String>) {
                 o.key("flags");
                 o.uint(u64::from(header.flags.0));
                 o.close('}');
+                // From `Bytes` (a cheap clone): ttrpc-core's connections decode
+                // these messages that way, so no second decoder is linked.
                 let error = match header.kind {
-                    FrameType::Request => match Request::decode(&data[..]) {
+                    FrameType::Request => match Request::decode(data.clone()) {
                         Ok(r) => {
                             print_request(&mut o, &r);
                             None
                         }
                         Err(e) => Some(format!("frame at byte {offset}: malformed Request: {e}")),
                     },
-                    FrameType::Response => match Response::decode(&data[..]) {
+                    FrameType::Response => match Response::decode(data.clone()) {
                         Ok(r) => {
                             print_response(&mut o, &r);
                             None
