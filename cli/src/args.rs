@@ -573,6 +573,19 @@ pub(crate) fn parse(argv: Vec<OsString>) -> Result<Command, Fail> {
 mod tests {
     use super::*;
 
+    /// `Cmd::ALL` and `Cmd::WORDS` are two lists kept in step: every
+    /// command's word names it, and every word is a command.
+    #[test]
+    fn command_words_and_commands_agree() {
+        assert_eq!(Cmd::WORDS.split(' ').count(), Cmd::ALL.len());
+        for (i, cmd) in Cmd::ALL.into_iter().enumerate() {
+            assert_eq!(cmd as usize, i, "{cmd:?} out of place in Cmd::ALL");
+            assert_eq!(Cmd::from_word(cmd.word()), Some(cmd));
+        }
+        assert_eq!(Cmd::CloseIo.word(), "close-io");
+        assert_eq!(Cmd::from_word("closeio"), None);
+    }
+
     fn run(args: &[&str]) -> Result<Opts, String> {
         match parse(args.iter().map(OsString::from).collect()) {
             Ok(Command::Run(o)) => Ok(*o),
